@@ -1,0 +1,30 @@
+# `make demo` and `make test` work on a fresh clone: they create .venv and install first.
+PYTHON ?= python3
+VENV ?= .venv
+# The CPU wheel by default; GPU users: make TORCH=torch (or install their CUDA build first).
+TORCH ?= torch==2.13.0
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: venv demo test lint clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet "$(TORCH)"
+	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $@
+
+venv: $(STAMP)
+
+demo: $(STAMP)  ## adamw vs lion on the three embedded workloads, then a table
+	$(BIN)/python run.py experiment=demo
+	$(BIN)/python -m harness.summary results/demo
+
+test: $(STAMP)  ## the whole test suite (slow and slurm tests included)
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+clean:  ## remove the venv and caches; results/ is left alone
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""The engine: contracts (spec), the loop and clock (runner), results, tuning, scoring."""

@@ -1,0 +1,49 @@
+"""Types of the top-level run configuration (values and comments live in conf/config.yaml).
+
+Registered with Hydra's ConfigStore as `run_schema`, so a mistyped key or a wrong type on the
+command line fails at start-up with OmegaConf's message, before any data is loaded.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING
+
+
+@dataclass
+class RulesetConfig:
+    name: str = MISSING
+    tune: bool = MISSING  # external: hyperparameters from the quasi-random search space
+    budget_factor: float = MISSING  # multiplies the workload's max_runtime_sec
+    num_studies: int = MISSING
+    num_trials: int = MISSING
+
+
+@dataclass
+class RunConfig:
+    workload: Any = MISSING
+    submission: Any = MISSING
+    ruleset: RulesetConfig = MISSING
+    logger: Any = MISSING
+    experiment_name: str = MISSING
+    results_dir: str = MISSING
+    study: int = MISSING
+    trial: int = MISSING
+    seed: int | None = MISSING
+    device: str = MISSING
+    threads: int | None = MISSING
+    stop_at_target: bool = MISSING
+    max_steps: int | None = MISSING
+    divergence_factor: float = MISSING
+    checkpoint: bool = MISSING
+    keep_checkpoint: bool = MISSING
+    force: bool = MISSING
+    skip_done: bool | None = MISSING
+    progress: str = MISSING
+
+
+def register() -> None:
+    ConfigStore.instance().store(name="run_schema", node=RunConfig)

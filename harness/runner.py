@@ -1,0 +1,351 @@
+"""The training loop: the only place that calls submission functions and reads the clock.
+
+Clock rules (DESIGN §5), enforced below where they apply:
+- on the clock: data_selection (which runs the input pipeline), update_params,
+  prepare_for_eval, and any compilation they trigger;
+- off the clock: initialisation, evaluation, logging and checkpointing, accumulated
+  separately as accumulated_eval_time and accumulated_logging_time;
+- on CUDA the clock synchronises before every read, and nothing else synchronises per step.
+This module never decides hyperparameters or paths; harness/launch.py does.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import random
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from harness import preemption, results
+from harness.data import derive_seed
+from harness.loggers import NullLogger, RunLogger
+from harness.progress import Progress
+from harness.spec import Hyperparameters, Submission, Workload
+
+CHECKPOINT_FORMAT = 1
+
+
+@dataclass
+class RunSettings:
+    seed: int
+    budget_sec: float  # submission-time budget (workload budget x ruleset factor)
+    batch_size: int
+    stop_at_target: bool = True
+    max_steps: int | None = None  # hard cap on steps, for smoke tests
+    divergence_factor: float = 100.0  # diverged when loss > factor x the first step's loss
+    checkpoint: bool = True  # checkpoint at every evaluation so a killed run can resume
+    progress: str = "auto"
+
+
+@dataclass
+class TrainState:
+    """Everything about the loop that a checkpoint must restore (besides model, optimizer, RNG)."""
+
+    global_step: int = 0
+    accumulated_submission_time: float = 0.0
+    accumulated_eval_time: float = 0.0
+    accumulated_logging_time: float = 0.0
+    preemption_count: int = 0
+    first_loss: float | None = None
+    last_loss: float | None = None
+    time_to_target: float | None = None  # None = not (yet) reached = infinity
+    steps_to_target: int | None = None
+    eval_measurements: list[dict[str, float]] = field(default_factory=list)
+
+
+class Clock:
+    """Seconds since an arbitrary origin; synchronises CUDA first so queued kernels count."""
+
+    def __init__(self, device: torch.device):
+        self._synchronize: Callable[[], None] = (
+            torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+        )
+
+    def read(self) -> float:
+        self._synchronize()
+        return time.perf_counter()
+
+
+def _rng_state() -> dict[str, Any]:
+    state: dict[str, Any] = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    numpy_state = np.random.get_state()
+    state["numpy"] = {
+        "key": torch.from_numpy(numpy_state[1].astype(np.int64)),
+        "pos": int(numpy_state[2]),
+    }
+    state["python"] = random.getstate()
+    return state
+
+
+def _set_rng_state(state: Mapping[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    key = state["numpy"]["key"].numpy().astype(np.uint32)
+    np.random.set_state(("MT19937", key, state["numpy"]["pos"], 0, 0.0))
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+
+
+class Runner:
+    """Trains one submission on one workload and writes the run's files into `run_dir`."""
+
+    def __init__(
+        self,
+        workload: Workload,
+        submission: Submission,
+        hyperparameters: Hyperparameters,
+        settings: RunSettings,
+        run_dir: Path,
+        record_base: Mapping[str, Any],
+        logger: RunLogger | None = None,
+    ):
+        self.workload = workload
+        self.submission = submission
+        self.hyperparameters = hyperparameters
+        self.settings = settings
+        self.run_dir = Path(run_dir)
+        self.record_base = dict(record_base)  # identity, hardware, versions: fixed for the run
+        self.logger = logger or NullLogger()
+        self.clock = Clock(workload.device)
+        self.state = TrainState()
+        self.started_wall = time.time()
+
+    # -- records ------------------------------------------------------------------------------
+    def record(self, status: str, error: str | None = None) -> dict[str, Any]:
+        state = self.state
+        last = state.eval_measurements[-1] if state.eval_measurements else {}
+        target_key = f"validation/{self.workload.target_metric_name}"
+        return {
+            **self.record_base,
+            "status": status,
+            "reached": state.time_to_target is not None,
+            "time_to_target": state.time_to_target,
+            "steps_to_target": state.steps_to_target,
+            "final_validation_metric": last.get(target_key),
+            "global_step": state.global_step,
+            "accumulated_submission_time": state.accumulated_submission_time,
+            "accumulated_eval_time": state.accumulated_eval_time,
+            "accumulated_logging_time": state.accumulated_logging_time,
+            "preemption_count": state.preemption_count,
+            "budget_sec": self.settings.budget_sec,
+            "batch_size": self.settings.batch_size,
+            "wall_time_sec": time.time() - self.started_wall,
+            "error": error,
+        }
+
+    def write_record(self, status: str, error: str | None = None) -> dict[str, Any]:
+        record = self.record(status, error)
+        results.write_json(self.run_dir / results.RECORD_FILE, record)
+        return record
+
+    # -- checkpoints --------------------------------------------------------------------------
+    def _identity(self) -> dict[str, Any]:
+        return {
+            "seed": self.settings.seed,
+            "batch_size": self.settings.batch_size,
+            "hyperparameters": dict(vars(self.hyperparameters)),
+        }
+
+    def save_checkpoint(self, model, model_state, optimizer_state) -> None:
+        results.save_checkpoint(
+            self.run_dir / results.CHECKPOINT_FILE,
+            {
+                "format": CHECKPOINT_FORMAT,
+                "identity": self._identity(),
+                "train_state": dataclasses.asdict(self.state),
+                "model": model.state_dict(),
+                "model_state": model_state,
+                "optimizer": self.submission.optimizer_state_dict(optimizer_state),
+                "rng": _rng_state(),
+            },
+        )
+
+    def restore_checkpoint(self, model, optimizer_state) -> tuple[Any, Any] | None:
+        """Load the run's checkpoint if it has one; returns (model_state, optimizer_state)."""
+        path = self.run_dir / results.CHECKPOINT_FILE
+        if not path.exists():
+            return None
+        checkpoint = results.load_checkpoint(path)
+        if checkpoint.get("identity") != self._identity():
+            raise RuntimeError(
+                f"{path} belongs to a run with different settings "
+                f"({checkpoint.get('identity')}); use force=true to start over"
+            )
+        self.state = TrainState(**checkpoint["train_state"])
+        self.state.preemption_count += 1
+        model.load_state_dict(checkpoint["model"])
+        optimizer_state = self.submission.load_optimizer_state_dict(
+            optimizer_state, checkpoint["optimizer"]
+        )
+        _set_rng_state(checkpoint["rng"])
+        return checkpoint["model_state"], optimizer_state
+
+    # -- the loop -----------------------------------------------------------------------------
+    def run(self) -> dict[str, Any]:
+        workload, submission, hp, settings = (
+            self.workload,
+            self.submission,
+            self.hyperparameters,
+            self.settings,
+        )
+        # Initialisation: off the clock.
+        model, model_state = workload.init_model_fn(rng=settings.seed)
+        params_types = workload.model_params_types(model)
+        optimizer_state = submission.init_optimizer_state(
+            workload, model, model_state, hp, rng=settings.seed
+        )
+        restored = self.restore_checkpoint(model, optimizer_state)
+        if restored is not None:
+            model_state, optimizer_state = restored
+        state = self.state
+        self.write_record("running")
+        input_queue = workload.build_input_queue(
+            settings.seed, "train", settings.batch_size, start_step=state.global_step
+        )
+        eval_results = [(int(row["global_step"]), row) for row in state.eval_measurements]
+        progress = Progress(
+            settings.progress,
+            f"{submission.name} on {workload.name}",
+            settings.budget_sec,
+            f"validation/{workload.target_metric_name}",
+            workload.validation_target_value,
+        )
+        clock = self.clock
+        status = None
+        if state.time_to_target is not None and settings.stop_at_target:
+            status = "reached"  # killed after the target evaluation but before the record
+        try:
+            while status is None:
+                step_rng = derive_seed(settings.seed, state.global_step)
+                start = clock.read()  # --- on the clock ---
+                batch = submission.data_selection(
+                    workload,
+                    input_queue,
+                    optimizer_state,
+                    model,
+                    model_state,
+                    hp,
+                    state.global_step,
+                    step_rng,
+                )
+                optimizer_state, model, model_state = submission.update_params(
+                    workload,
+                    model,
+                    params_types,
+                    model_state,
+                    hp,
+                    batch,
+                    workload.loss_type,
+                    optimizer_state,
+                    eval_results,
+                    state.global_step,
+                    step_rng,
+                )
+                state.accumulated_submission_time += clock.read() - start  # --- off ---
+                state.global_step += 1
+
+                # The clock read above synchronised, so reading the loss adds no stall.
+                loss = None if submission.last_loss is None else float(submission.last_loss)
+                if self._diverged(loss):
+                    status = "diverged"
+                    break
+                progress.step(state.global_step, state.accumulated_submission_time, loss)
+                out_of_budget = state.accumulated_submission_time >= settings.budget_sec or (
+                    settings.max_steps is not None and state.global_step >= settings.max_steps
+                )
+                if state.global_step % workload.eval_every_steps == 0 or out_of_budget:
+                    optimizer_state, model, model_state, metrics = self._evaluate(
+                        model, model_state, optimizer_state, params_types, eval_results
+                    )
+                    progress.evaluation(metrics, loss)
+                    if not all(math.isfinite(v) for v in metrics.values()):
+                        status = "diverged"
+                    elif state.time_to_target is not None and settings.stop_at_target:
+                        status = "reached"
+                if status is None and out_of_budget:
+                    status = "reached" if state.time_to_target is not None else "not_reached"
+                signum = preemption.requested()
+                if status is None and signum is not None:
+                    self._checkpoint_now(model, model_state, optimizer_state)
+                    raise preemption.Preempted(signum)
+        finally:
+            progress.close()
+        record = self.write_record(status)
+        self.logger.finish(record)
+        return record
+
+    def _diverged(self, loss: float | None) -> bool:
+        state = self.state
+        if loss is None:
+            return False
+        state.last_loss = loss
+        if not math.isfinite(loss):
+            return True
+        if state.first_loss is None:
+            state.first_loss = loss
+            return False
+        return abs(loss) > self.settings.divergence_factor * max(abs(state.first_loss), 1e-12)
+
+    def _evaluate(self, model, model_state, optimizer_state, params_types, eval_results):
+        workload, submission, state, clock = self.workload, self.submission, self.state, self.clock
+        start = clock.read()
+        optimizer_state, model, model_state = submission.prepare_for_eval(  # on the clock
+            workload,
+            model,
+            params_types,
+            model_state,
+            self.hyperparameters,
+            workload.loss_type,
+            optimizer_state,
+            state.global_step,
+            derive_seed(self.settings.seed, state.global_step, 1),
+        )
+        eval_start = clock.read()
+        state.accumulated_submission_time += eval_start - start
+        metrics = workload.eval_model(model, model_state, rng=self.settings.seed)  # off the clock
+        eval_end = clock.read()
+        state.accumulated_eval_time += eval_end - eval_start
+
+        row = {
+            "global_step": state.global_step,
+            "accumulated_submission_time": state.accumulated_submission_time,
+            "accumulated_eval_time": state.accumulated_eval_time,
+            "accumulated_logging_time": state.accumulated_logging_time,
+            "preemption_count": state.preemption_count,
+            **metrics,
+        }
+        state.eval_measurements.append(row)
+        eval_results.append((state.global_step, row))
+        within_budget = state.accumulated_submission_time <= self.settings.budget_sec
+        if (
+            state.time_to_target is None
+            and within_budget
+            and workload.has_reached_validation_target(metrics)
+        ):
+            state.time_to_target = state.accumulated_submission_time
+            state.steps_to_target = state.global_step
+
+        # Logging and checkpointing: off the clock, counted as logging time.
+        results.write_eval_measurements(self.run_dir / results.EVAL_FILE, state.eval_measurements)
+        self.logger.log_eval(state.global_step, row)
+        self.write_record("running")
+        if self.settings.checkpoint:
+            self.save_checkpoint(model, model_state, optimizer_state)
+        state.accumulated_logging_time += clock.read() - eval_end
+        return optimizer_state, model, model_state, row
+
+    def _checkpoint_now(self, model, model_state, optimizer_state) -> None:
+        start = self.clock.read()
+        self.save_checkpoint(model, model_state, optimizer_state)
+        self.write_record("running")
+        self.state.accumulated_logging_time += self.clock.read() - start

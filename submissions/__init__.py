@@ -1,0 +1,1 @@
+"""Training algorithms. Most are `generic.OptimizerSubmission` plus a YAML in conf/submission/."""

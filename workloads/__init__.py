@@ -1,0 +1,1 @@
+"""Workload families. Each workload is one class named by `_target_` in conf/workload/*.yaml."""
