@@ -6,7 +6,7 @@ TORCH ?= torch==2.13.0
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test lint clean
+.PHONY: venv demo report test lint clean slurm-up slurm-down
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,8 +20,18 @@ demo: $(STAMP)  ## adamw vs lion on the three embedded workloads, then a table
 	$(BIN)/python run.py experiment=demo
 	$(BIN)/python -m harness.summary results/demo
 
+RESULTS ?= results/demo
+report: $(STAMP)  ## leaderboards, LaTeX table and figures for RESULTS (default results/demo)
+	$(BIN)/python -m harness.report $(RESULTS)
+
 test: $(STAMP)  ## the whole test suite (slow and slurm tests included)
 	$(BIN)/python -m pytest
+
+slurm-up:  ## a real single-node Slurm on this machine (as root; installs Debian's packages if missing)
+	bash slurm/up.sh
+
+slurm-down:  ## stop the daemons slurm-up started (and only those)
+	bash slurm/down.sh
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -11,7 +11,9 @@ import contextlib
 import datetime
 import inspect
 import logging
+import os
 import random
+import shlex
 import shutil
 import sys
 import traceback
@@ -114,24 +116,39 @@ def prepare(cfg: DictConfig) -> tuple[Workload, Submission, dict[str, Any]]:
     return workload, submission, hyperparameters
 
 
+def run_seed(cfg: DictConfig) -> int:
+    return cfg.seed if cfg.seed is not None else 1000 * cfg.study + cfg.trial
+
+
+def objective(record: dict[str, Any]) -> float:
+    """What a run returns to Hydra's sweepers: time-to-target, inf if never reached."""
+    time_to_target = record.get("time_to_target")
+    return float("inf") if time_to_target is None else float(time_to_target)
+
+
 def is_sweep() -> bool:
     return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
 
-def decide_start(run_dir: Path, cfg: DictConfig, seed: int) -> str:
+def decide_start(run_dir: Path, cfg: DictConfig, seed: int, hyperparameters: dict[str, Any]) -> str:
     """'skip', 'resume' or 'fresh', from what the folder already holds."""
     record = results.read_record(run_dir)
     if record is None or cfg.force:
         return "fresh"
     skip_done = cfg.skip_done if cfg.skip_done is not None else is_sweep()
     if record.get("status") in results.DONE_STATUSES:
-        if record.get("seed") != seed:
+        if not skip_done:
+            log.info("replacing the finished run in %s", display_path(run_dir))
+            return "fresh"
+        held = (record.get("seed"), record.get("hyperparameters"))
+        if held != (seed, hyperparameters):
             raise UserError(
-                f"{run_dir} already holds a run with seed {record.get('seed')} (this one: {seed}). "
-                "To repeat a run over seeds sweep study=0,1,2; or set experiment_name=... "
-                "to keep both; or force=true to replace it."
+                f"{display_path(run_dir)} already holds a finished run with seed {held[0]} and "
+                f"hyperparameters {held[1]}; this task has seed {seed} and {hyperparameters}. "
+                "To repeat a run over seeds sweep study=0,1,2; set experiment_name=... to keep "
+                "both; or force=true to replace it."
             )
-        return "skip" if skip_done else "fresh"
+        return "skip"
     if record.get("status") == "running" and (run_dir / results.CHECKPOINT_FILE).exists():
         return "resume"
     return "fresh"
@@ -148,6 +165,20 @@ def display_path(path: Path) -> str:
         return str(path.resolve().relative_to(Path.cwd()))
     except ValueError:
         return str(path)
+
+
+def slurm_job_id() -> str | None:
+    """The job as squeue, scontrol and scancel name it: 123_4 for task 4 of job array 123 (its
+    own SLURM_JOB_ID alone may equal 123, which names the whole array)."""
+    array, task = os.environ.get("SLURM_ARRAY_JOB_ID"), os.environ.get("SLURM_ARRAY_TASK_ID")
+    return f"{array}_{task}" if array and task else os.environ.get("SLURM_JOB_ID")
+
+
+def rerun_command() -> str:
+    """The command that reruns this run alone; in a sweep, just this task's overrides."""
+    if not HydraConfig.initialized():
+        return shlex.join(sys.argv)
+    return shlex.join(["python", "run.py", *HydraConfig.get().overrides.task])
 
 
 def summary_line(record: dict[str, Any], run_dir: Path) -> str:
@@ -169,7 +200,7 @@ def summary_line(record: dict[str, Any], run_dir: Path) -> str:
 
 def run(cfg: DictConfig) -> dict[str, Any] | None:
     """Run (or skip, or resume) the run `cfg` describes; returns its record."""
-    seed = cfg.seed if cfg.seed is not None else 1000 * cfg.study + cfg.trial
+    seed = run_seed(cfg)
     workload, submission, hyperparameters = prepare(cfg)
     run_dir = (
         Path(HydraConfig.get().runtime.output_dir)
@@ -182,7 +213,7 @@ def run(cfg: DictConfig) -> dict[str, Any] | None:
             ),
         )
     )
-    start = decide_start(run_dir, cfg, seed)
+    start = decide_start(run_dir, cfg, seed, hyperparameters)
     if start == "skip":
         record = results.read_record(run_dir)
         log.info("skip (done, force=true reruns): %s", summary_line(record, run_dir))
@@ -208,8 +239,10 @@ def run(cfg: DictConfig) -> dict[str, Any] | None:
         "hyperparameters": hyperparameters,
         "target": None,
         **environment.describe(device),
+        "slurm_job_id": slurm_job_id(),
         "started_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "command": " ".join(sys.argv),
+        "command": rerun_command(),
+        "pid": os.getpid(),  # with host and slurm_job_id: where to look while it runs
     }
     results.write_text(run_dir / results.CONFIG_FILE, OmegaConf.to_yaml(cfg, resolve=True))
     results.write_json(run_dir / results.HPARAMS_FILE, hyperparameters)
@@ -241,7 +274,13 @@ def run(cfg: DictConfig) -> dict[str, Any] | None:
         )
         if start == "resume":
             log.info("resuming from the checkpoint in %s", run_dir)
-        record = runner.run()
+        with preemption.signals_checkpoint():
+            try:
+                record = runner.run()
+            except preemption.Preempted as stop:
+                log.warning("%s", stop)
+                hand_over(stop)
+                raise
     except preemption.Preempted:
         raise
     except Exception as error:  # the run failed: say so in its record, keep the sweep going
@@ -260,6 +299,16 @@ def run(cfg: DictConfig) -> dict[str, Any] | None:
         (run_dir / results.CHECKPOINT_FILE).unlink(missing_ok=True)
     print(summary_line(record, run_dir), flush=True)
     return record
+
+
+def hand_over(stop: preemption.Preempted) -> None:
+    """The checkpoint is saved: now the signal handler we displaced may act (under submitit,
+    the signal before the time limit requeues the job and exits). If it declines (submitit: out
+    of requeues) the run is still only interrupted, not failed: its checkpoint resumes it."""
+    try:
+        preemption.hand_over(stop.signum)
+    except Exception as error:
+        log.error("not requeued: %s", error)
 
 
 def _failed_record(run_dir: Path, record_base: dict[str, Any], message: str) -> dict[str, Any]:
@@ -335,5 +384,4 @@ def main(cfg: DictConfig) -> float | None:
         sys.exit(3)
     if record["status"] == "failed" and not is_sweep():
         sys.exit(1)
-    time_to_target = record.get("time_to_target")
-    return float("inf") if time_to_target is None else float(time_to_target)
+    return objective(record)

@@ -17,6 +17,7 @@ log = logging.getLogger("harness")
 MODES = ("auto", "bar", "log", "none")
 REFRESH_SECONDS = 0.25  # bar text
 LOG_EVERY_SECONDS = 10.0  # log mode: at most one evaluation line per this many seconds
+BAR_FORMAT = "{desc} {percentage:3.0f}%|{bar}| {n:.1f}/{total:.0f}s on the clock{postfix}"
 
 
 def _format_metric(value: float | None) -> str:
@@ -42,7 +43,7 @@ class Progress:
                 unit="s",
                 leave=False,
                 dynamic_ncols=True,
-                bar_format="{desc} {percentage:3.0f}%|{bar}| {n:.1f}/{total:.0f}s clock {postfix}",
+                bar_format=BAR_FORMAT,
             )
 
     def step(self, global_step: int, submission_time: float, loss: float | None) -> None:

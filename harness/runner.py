@@ -277,7 +277,7 @@ class Runner:
                 signum = preemption.requested()
                 if status is None and signum is not None:
                     self._checkpoint_now(model, model_state, optimizer_state)
-                    raise preemption.Preempted(signum)
+                    raise preemption.Preempted(signum, state.global_step)
         finally:
             progress.close()
         record = self.write_record(status)

@@ -15,8 +15,17 @@ from scipy.stats import qmc
 SCALINGS = ("log", "linear")
 
 
+VALID_FORMS = (
+    "Valid forms: {min: <number>, max: <number>, scaling: log|linear} "
+    "or {feasible_points: [<value>, ...]}."
+)
+
+
 class SearchSpaceError(ValueError):
-    pass
+    """A malformed search space; every message ends with the valid forms of an entry."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message if VALID_FORMS in message else f"{message}. {VALID_FORMS}")
 
 
 def validate_search_space(space: Mapping[str, Any], owner: str = "submission") -> dict[str, dict]:

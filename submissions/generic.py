@@ -3,7 +3,9 @@
 A submission YAML names the optimizer class by `_target_` (torch.optim, pytorch_optimizer,
 schedulefree, ...), a schedule, default hyperparameters and a search space; this class turns
 hyperparameters into optimizer keyword arguments and implements AlgoPerf's five functions.
-It never reads the clock and never decides when to evaluate: the runner does.
+Submissions that need more (several optimizers, extra passes, mode switches) subclass it and
+override the hooks `build_optimizers`, `training_loss` and `step`, keeping validation and
+checkpointing. It never reads the clock and never decides when to evaluate: the runner does.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from harness.spec import (
     Submission,
     Workload,
 )
+from harness.tuning import SearchSpaceError
 
 # Hyperparameters the harness itself consumes (not passed to the optimizer).
 HARNESS_HYPERPARAMETERS = {
@@ -73,6 +76,28 @@ def accepted_arguments(optimizer: Any) -> dict[str, Any]:
     }
 
 
+def integer_arguments(optimizer: Any) -> set[str]:
+    """Constructor arguments annotated `int` (e.g. a preconditioning frequency)."""
+    signature = inspect.signature(optimizer_class(optimizer).__init__)
+    return {
+        name for name, param in signature.parameters.items() if param.annotation in (int, "int")
+    }
+
+
+def optimizer_hyperparameter_names(optimizer: Any) -> set[str]:
+    """Names under which a hyperparameter reaches this optimizer's constructor."""
+    accepted = accepted_arguments(optimizer)
+    num_betas = len(accepted.get("betas") or ())
+    beta_names = {
+        f"{prefix}{i}" for prefix in ("beta", "one_minus_beta") for i in range(1, num_betas + 1)
+    }
+    return beta_names | (set(accepted) - NOT_HYPERPARAMETERS)
+
+
+def is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 class OptimizerSubmission(Submission):
     def __init__(
         self,
@@ -82,6 +107,7 @@ class OptimizerSubmission(Submission):
         hyperparameters: Mapping[str, Any],
         search_space: Mapping[str, Any] | None = None,
         batch_size: int | Mapping[str, int] | None = None,
+        step_hint_arguments: Mapping[str, float] | None = None,
     ) -> None:
         """
         Args:
@@ -93,6 +119,8 @@ class OptimizerSubmission(Submission):
             search_space: AlgoPerf-format space for the external ruleset.
             batch_size: one size for every workload, a mapping from workload name to size,
                 or None for each workload's reference batch size.
+            step_hint_arguments: optimizer arguments set to round(fraction x the workload's
+                step_hint), for horizons that scale with the run (AdEMAMix's t_alpha_beta3).
         """
         self.name = name
         self.optimizer = optimizer
@@ -100,80 +128,183 @@ class OptimizerSubmission(Submission):
         self.default_hyperparameters = dict(hyperparameters)
         self.search_space = dict(search_space or {})
         self.batch_size = batch_size
+        self.step_hint_arguments = dict(step_hint_arguments or {})
 
     # -- hyperparameters ----------------------------------------------------------------------
     def validate_hyperparameters(self, hyperparameters: Hyperparameters) -> None:
-        self._split_hyperparameters(vars(hyperparameters))
+        """Unknown or ill-typed hyperparameters, or search-space values, raise a clear error."""
+        values = vars(hyperparameters)
+        # Hyperparameters outside the search space first, so a bad key is blamed on its source.
+        outside_space = {
+            key: self.default_hyperparameters[key] if key in self.search_space else value
+            for key, value in values.items()
+            if key not in self.search_space or key in self.default_hyperparameters
+        }
+        self._split_hyperparameters(outside_space)
+        self._check_search_space_values(outside_space)
+        self._split_hyperparameters(values)
+        unknown = set(self.step_hint_arguments) - set(accepted_arguments(self.optimizer))
+        if unknown:
+            raise ValueError(
+                f"submission {self.name}: step_hint_arguments {sorted(unknown)} are not "
+                f"arguments of {optimizer_class(self.optimizer).__name__}"
+            )
+
+    def hyperparameter_names(self) -> list[str]:
+        """Every name this submission accepts, for error messages and docs."""
+        return sorted(
+            set(HARNESS_HYPERPARAMETERS)
+            | self.schedule.field_names()
+            | optimizer_hyperparameter_names(self.optimizer)
+        )
+
+    def describe_algorithm(self) -> str:
+        return (
+            f"{optimizer_class(self.optimizer).__name__} with schedule "
+            f"{type(self.schedule).__name__}"
+        )
+
+    def unknown_hyperparameter(self, key: str) -> ValueError:
+        return ValueError(
+            f"submission {self.name}: unknown hyperparameter {key!r}. "
+            f"{self.describe_algorithm()} accepts: {', '.join(self.hyperparameter_names())}."
+        )
 
     def _split_hyperparameters(
         self, values: Mapping[str, Any]
     ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
         """(optimizer kwargs, schedule fields, harness values); unknown or ill-typed keys raise."""
-        accepted = accepted_arguments(self.optimizer)
         schedule_fields = self.schedule.field_names()
-        optimizer_kwargs: dict[str, Any] = {}
         schedule_values: dict[str, Any] = {}
         harness_values: dict[str, Any] = {}
-        betas: dict[int, float] = {}
+        optimizer_values: dict[str, Any] = {}
         for key, value in values.items():
-            self._check_type(key, value, accepted.get(key))
             if key in HARNESS_HYPERPARAMETERS:
+                if not (key == "grad_clip_norm" and value is None):
+                    self._check_type(key, value, None)
                 harness_values[key] = value
             elif key in schedule_fields:
+                self._check_type(key, value, None)
                 schedule_values[key] = value
-            elif key in BETA_NAMES and "betas" in accepted:
-                betas[BETA_NAMES[key]] = value
-            elif key in ONE_MINUS_BETA_NAMES and "betas" in accepted:
-                betas[ONE_MINUS_BETA_NAMES[key]] = 1.0 - value
-            elif key in accepted and key not in NOT_HYPERPARAMETERS:
-                optimizer_kwargs[key] = value
             else:
-                num_betas = len(accepted.get("betas") or ())
-                beta_names = {
-                    f"{prefix}{i}"
-                    for prefix in ("beta", "one_minus_beta")
-                    for i in range(1, num_betas + 1)
-                }
-                choices = sorted(
-                    set(HARNESS_HYPERPARAMETERS)
-                    | schedule_fields
-                    | beta_names
-                    | (set(accepted) - NOT_HYPERPARAMETERS)
-                )
-                raise ValueError(
-                    f"submission {self.name}: unknown hyperparameter {key!r}. "
-                    f"{optimizer_class(self.optimizer).__name__} with schedule "
-                    f"{type(self.schedule).__name__} accepts: {', '.join(choices)}."
-                )
-        if betas:
-            default = list(accepted["betas"])
-            if max(betas) >= len(default):
-                raise ValueError(
-                    f"submission {self.name}: beta{max(betas) + 1} given but "
-                    f"{optimizer_class(self.optimizer).__name__} has only {len(default)} betas"
-                )
-            for index, value in betas.items():
-                default[index] = value
-            optimizer_kwargs["betas"] = tuple(default)
+                optimizer_values[key] = value
+        optimizer_kwargs = self.optimizer_keyword_arguments(optimizer_values)
         if "learning_rate" not in harness_values:
             raise ValueError(f"submission {self.name}: hyperparameters need a learning_rate")
         return optimizer_kwargs, schedule_values, harness_values
 
-    def _check_type(self, key: str, value: Any, default: Any) -> None:
-        numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
+    def optimizer_keyword_arguments(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        """Constructor arguments of the optimizer from the hyperparameters meant for it.
+
+        Subclasses with more than one optimizer split `values` and call
+        `keyword_arguments_for` once per optimizer.
+        """
+        return self.keyword_arguments_for(self.optimizer, values)
+
+    def keyword_arguments_for(
+        self, optimizer: Any, values: Mapping[str, Any], prefix: str = ""
+    ) -> dict[str, Any]:
+        """`values` (names without `prefix`) as keyword arguments of `optimizer`."""
+        accepted = accepted_arguments(optimizer)
+        integers = integer_arguments(optimizer)
+        kwargs: dict[str, Any] = {}
+        betas: dict[int, float] = {}
+        for key, value in values.items():
+            shown = prefix + key
+            # betaN / one_minus_betaN fill a `betas` tuple; an argument named beta1 is itself.
+            fills_betas = "betas" in accepted and (key in BETA_NAMES or key in ONE_MINUS_BETA_NAMES)
+            if not fills_betas and (key not in accepted or key in NOT_HYPERPARAMETERS):
+                raise self.unknown_hyperparameter(shown)
+            self._check_type(shown, value, accepted.get(key), integer=key in integers)
+            if fills_betas and key in BETA_NAMES:
+                betas[BETA_NAMES[key]] = value
+            elif fills_betas:
+                betas[ONE_MINUS_BETA_NAMES[key]] = 1.0 - value
+            else:
+                kwargs[key] = int(value) if key in integers else value
+        if betas:
+            default = list(accepted["betas"])
+            if max(betas) >= len(default):
+                raise ValueError(
+                    f"submission {self.name}: {prefix}beta{max(betas) + 1} given but "
+                    f"{optimizer_class(optimizer).__name__} has only {len(default)} betas"
+                )
+            for index, value in betas.items():
+                default[index] = value
+            kwargs["betas"] = tuple(default)
+        return kwargs
+
+    def _check_type(self, key: str, value: Any, default: Any, integer: bool = False) -> None:
         if isinstance(default, bool):
             if not isinstance(value, bool):
                 raise TypeError(
                     f"submission {self.name}: hyperparameter {key} must be true or "
                     f"false, got {value!r}"
                 )
-        elif key == "grad_clip_norm" and value is None:
-            return
-        elif not numeric:
+        elif not is_number(value):
             raise TypeError(
                 f"submission {self.name}: hyperparameter {key} must be a number, got {value!r} "
                 f"({type(value).__name__})"
             )
+        elif integer and not float(value).is_integer():
+            raise TypeError(
+                f"submission {self.name}: hyperparameter {key} must be an integer, got {value!r}"
+            )
+
+    def _check_search_space_values(self, base: Mapping[str, Any]) -> None:
+        """Every bound and feasible point of the search space is a valid value of its key.
+
+        `base` supplies the other hyperparameters (each entry is checked with them alone).
+        Malformed entries (not AlgoPerf's format) are reported by harness/tuning.py first.
+        """
+        for key, spec in self.search_space.items():
+            if not isinstance(spec, Mapping):
+                continue
+            values = spec.get("feasible_points") or [spec.get("min"), spec.get("max")]
+            for value in values if isinstance(values, (list, tuple)) else []:
+                try:
+                    self._split_hyperparameters({**base, key: value})
+                except (TypeError, ValueError) as error:
+                    reason = str(error).removeprefix(f"submission {self.name}: ").rstrip(".")
+                    raise SearchSpaceError(
+                        f"submission {self.name}: search space entry {key!r} holds {value!r}, "
+                        f"which is not a valid value ({reason})"
+                    ) from error
+
+    # -- hooks for subclasses -----------------------------------------------------------------
+    def build_optimizers(
+        self,
+        workload: Workload,
+        model: nn.Module,
+        optimizer_kwargs: dict[str, Any],
+        learning_rate: float,
+    ) -> dict[str, torch.optim.Optimizer]:
+        """The optimizers of this run by name; their names are the checkpoint's keys."""
+        return {
+            "optimizer": self.optimizer(model.parameters(), lr=learning_rate, **optimizer_kwargs)
+        }
+
+    def training_loss(
+        self,
+        workload: Workload,
+        model: nn.Module,
+        model_state: ModelState,
+        batch: Batch,
+        optimizer_state: OptimizerState,
+        rng: int,
+    ) -> tuple[torch.Tensor, ModelState, torch.Tensor]:
+        """(mean loss, new model_state, logits) of one training forward pass."""
+        logits, model_state = workload.model_fn(
+            model, batch, model_state, ForwardPassMode.TRAIN, rng, update_batch_norm=True
+        )
+        losses = workload.loss_fn(
+            batch["targets"], logits, batch.get("weights"), optimizer_state["label_smoothing"]
+        )
+        return losses["summed"] / losses["n_valid_examples"], model_state, logits
+
+    def step(self, optimizer: torch.optim.Optimizer, loss: torch.Tensor, model: nn.Module) -> None:
+        """One optimizer step; subclasses override for optimizers that need a closure."""
+        optimizer.step()
 
     # -- the five submission functions ---------------------------------------------------------
     def get_batch_size(self, workload_name: str) -> int | None:
@@ -192,16 +323,30 @@ class OptimizerSubmission(Submission):
         optimizer_kwargs, schedule_values, harness_values = self._split_hyperparameters(
             vars(hyperparameters)
         )
+        for argument, fraction in self.step_hint_arguments.items():  # a hyperparameter wins
+            optimizer_kwargs.setdefault(argument, max(1, round(fraction * workload.step_hint)))
         learning_rate = float(harness_values["learning_rate"])
-        optimizer = self.optimizer(model_params.parameters(), lr=learning_rate, **optimizer_kwargs)
+        optimizers = self.build_optimizers(workload, model_params, optimizer_kwargs, learning_rate)
         return {
-            "optimizer": optimizer,
+            "optimizers": optimizers,
+            # The schedule multiplies each parameter group's own initial learning rate.
+            "base_learning_rates": {
+                name: [group["lr"] for group in optimizer.param_groups]
+                for name, optimizer in optimizers.items()
+            },
             "schedule": self.schedule.with_values(**schedule_values),
             "learning_rate": learning_rate,
             "total_steps": workload.step_hint,
             "label_smoothing": float(harness_values.get("label_smoothing") or 0.0),
             "grad_clip_norm": harness_values.get("grad_clip_norm"),
         }
+
+    def set_learning_rates(self, optimizer_state: OptimizerState, global_step: int) -> None:
+        factor = optimizer_state["schedule"].factor(global_step, optimizer_state["total_steps"])
+        for name, optimizer in optimizer_state["optimizers"].items():
+            base = optimizer_state["base_learning_rates"][name]
+            for group, learning_rate in zip(optimizer.param_groups, base, strict=True):
+                group["lr"] = learning_rate * factor
 
     def update_params(
         self,
@@ -217,42 +362,46 @@ class OptimizerSubmission(Submission):
         global_step: int,
         rng: int,
     ) -> tuple[OptimizerState, nn.Module, ModelState]:
-        optimizer: torch.optim.Optimizer = optimizer_state["optimizer"]
-        factor = optimizer_state["schedule"].factor(global_step, optimizer_state["total_steps"])
-        for group in optimizer.param_groups:
-            group["lr"] = optimizer_state["learning_rate"] * factor
-        optimizer.zero_grad(set_to_none=True)
-        logits, model_state = workload.model_fn(
-            current_param_container,
-            batch,
-            model_state,
-            ForwardPassMode.TRAIN,
-            rng,
-            update_batch_norm=True,
+        self.set_learning_rates(optimizer_state, global_step)
+        optimizers = optimizer_state["optimizers"].values()
+        for optimizer in optimizers:
+            optimizer.zero_grad(set_to_none=True)
+        loss, model_state, _ = self.training_loss(
+            workload, current_param_container, model_state, batch, optimizer_state, rng
         )
-        losses = workload.loss_fn(
-            batch["targets"], logits, batch.get("weights"), optimizer_state["label_smoothing"]
-        )
-        loss = losses["summed"] / losses["n_valid_examples"]
         loss.backward()
         if optimizer_state["grad_clip_norm"] is not None:
             nn.utils.clip_grad_norm_(
                 current_param_container.parameters(), optimizer_state["grad_clip_norm"]
             )
-        self.step(optimizer, loss, current_param_container)
+        try:
+            for optimizer in optimizers:
+                self.step(optimizer, loss, current_param_container)
+        except RuntimeError:
+            # Optimizers that factorise matrices (Shampoo's SVD) raise on non-finite gradients.
+            # That is a divergence: hand the runner the non-finite loss, which it records as
+            # such. Checked only here, so a healthy step costs no host-device sync.
+            if bool(torch.isfinite(loss)):
+                raise
         self.last_loss = loss.detach()
         return optimizer_state, current_param_container, model_state
 
-    def step(self, optimizer: torch.optim.Optimizer, loss: torch.Tensor, model: nn.Module) -> None:
-        """One optimizer step; subclasses override for optimizers that need a closure."""
-        optimizer.step()
-
     # -- checkpointing ------------------------------------------------------------------------
     def optimizer_state_dict(self, optimizer_state: OptimizerState) -> dict[str, Any]:
-        return {"optimizer": optimizer_state["optimizer"].state_dict()}
+        return {
+            name: optimizer.state_dict()
+            for name, optimizer in optimizer_state["optimizers"].items()
+        }
 
     def load_optimizer_state_dict(
         self, optimizer_state: OptimizerState, state_dict: dict[str, Any]
     ) -> OptimizerState:
-        optimizer_state["optimizer"].load_state_dict(state_dict["optimizer"])
+        optimizers = optimizer_state["optimizers"]
+        if set(state_dict) != set(optimizers):
+            raise ValueError(
+                f"submission {self.name}: the checkpoint holds optimizers {sorted(state_dict)}, "
+                f"this run has {sorted(optimizers)}"
+            )
+        for name, optimizer in optimizers.items():
+            optimizer.load_state_dict(state_dict[name])
         return optimizer_state

@@ -6,6 +6,7 @@ import csv
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -29,9 +30,60 @@ def group_choices(group: str) -> list[str]:
     return sorted(path.stem for path in (CONF / group).glob("*.yaml"))
 
 
+# Full-size workloads and the variants of the embedded ones run the tests at CPU size: a
+# smaller batch, evaluation set or width, never another code path. Keyed by workload class; the
+# embedded defaults (EMBEDDED_WORKLOADS) run as they are, and an explicit override wins.
+# tests/test_datasets.py takes a training step with each full-size model.
+CPU_TEST_SIZE = {
+    "workloads.image_classification.cifar.CifarWorkload": [
+        "workload.batch_size=16",
+        "workload.width=8",
+    ],
+    "workloads.language_model.lm.LanguageModelWorkload": [
+        "workload.batch_size=4",
+        "workload.context_length=64",
+        "workload.width=64",
+        "workload.depth=1",
+        "workload.num_heads=2",
+        "workload.eval_tokens=1024",
+    ],
+    "workloads.language_model.shakespeare.ShakespeareWorkload": [
+        "workload.batch_size=8",
+        "workload.eval_tokens=2048",
+    ],
+}
+
+
 def compose_config(overrides: list[str], results_dir: Path) -> DictConfig:
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        return compose("config", overrides=[f"results_dir={results_dir}", *overrides])
+        cfg = compose("config", overrides=[f"results_dir={results_dir}", *overrides])
+        if cfg.workload.name in EMBEDDED_WORKLOADS:
+            return cfg
+        given = {override.split("=", 1)[0] for override in overrides}
+        smaller = [
+            override
+            for override in CPU_TEST_SIZE.get(cfg.workload.get("_target_"), [])
+            if override.split("=", 1)[0] not in given
+        ]
+        if not smaller:
+            return cfg
+        return compose("config", overrides=[f"results_dir={results_dir}", *smaller, *overrides])
+
+
+@pytest.fixture(scope="session", autouse=True)
+def offline_datasets(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A data folder holding small files in the real formats of the downloaded datasets, named
+    by $OPTBENCH_DATA_DIR for the session (as a user would place them when offline)."""
+    from harness import datasets
+    from tests import fake_datasets
+    from workloads.image_classification import cifar
+
+    folder = tmp_path_factory.mktemp("data")
+    fake_datasets.write_cifar_archive(folder / cifar.ARCHIVE.filename)
+    fake_datasets.write_california_cache(folder)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(datasets.DATA_DIR_VARIABLE, str(folder))
+        yield folder
 
 
 def run_in_process(overrides: list[str], results_dir: Path) -> dict:

@@ -16,11 +16,17 @@ from harness.spec import Batch, ForwardPassMode, LossOutput, LossType, ModelStat
 def _reduce(per_example: torch.Tensor, mask_batch: torch.Tensor | None) -> LossOutput:
     if mask_batch is None:
         # A plain int, as in AlgoPerf's PyTorch workloads: dividing by it costs no tensor op.
-        return {"summed": per_example.sum(), "n_valid_examples": per_example.numel(),
-                "per_example": per_example}
+        return {
+            "summed": per_example.sum(),
+            "n_valid_examples": per_example.numel(),
+            "per_example": per_example,
+        }
     per_example = per_example * mask_batch
-    return {"summed": per_example.sum(), "n_valid_examples": mask_batch.sum(),
-            "per_example": per_example}
+    return {
+        "summed": per_example.sum(),
+        "n_valid_examples": mask_batch.sum(),
+        "per_example": per_example,
+    }
 
 
 def softmax_cross_entropy(

@@ -1,0 +1,361 @@
+"""`python -m harness.report RESULTS_DIR`: leaderboards, tables and figures for a paper.
+
+Loads every run (harness/results_table.py), splits them into groups that may be compared (same
+experiment, ruleset and hardware), reports what is incomplete, scores each group
+(harness/scoring.py) and writes tables (harness/tables.py) and figures (harness/figures.py) into
+RESULTS_DIR/report. Never trains and never writes into a run folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from harness import figures, results, results_table, scoring, tables
+
+RUN_LIST_LIMIT = 5  # run folders named in one warning line; the rest are counted
+
+
+@dataclass
+class Group:
+    """One leaderboard: runs that may be compared, their score, and what is missing."""
+
+    context: tables.TableContext
+    runs: pd.DataFrame  # every run of the group, finished or not
+    board: scoring.Leaderboard
+
+
+def warn(message: str) -> None:
+    print(f"warning: {message}", file=sys.stderr, flush=True)
+
+
+def _name_runs(run_ids: Sequence[str]) -> str:
+    run_ids = sorted(run_ids)
+    shown = ", ".join(run_ids[:RUN_LIST_LIMIT])
+    more = len(run_ids) - RUN_LIST_LIMIT
+    return shown + (f" and {more} more" if more > 0 else "")
+
+
+# -- grouping ------------------------------------------------------------------------------------
+def label_workloads_by_target(runs: pd.DataFrame) -> pd.DataFrame:
+    """A workload run with two different targets is two workloads: name each by its target."""
+    runs = runs.copy()
+    targets = runs.groupby("workload")[["target_metric", "target_value"]].nunique()
+    for workload in targets.index[(targets > 1).any(axis=1)]:
+        rows = runs["workload"] == workload
+        runs.loc[rows, "workload"] = [
+            f"{workload} ({metric.removeprefix('validation/')} {value:g})"
+            for metric, value in zip(
+                runs.loc[rows, "target_metric"], runs.loc[rows, "target_value"], strict=True
+            )
+        ]
+    return runs
+
+
+def split_groups(runs: pd.DataFrame, mix_hardware: bool) -> list[pd.DataFrame]:
+    keys = ["experiment_name", "ruleset"] + ([] if mix_hardware else ["hardware"])
+    return [label_workloads_by_target(group) for _, group in runs.groupby(keys, sort=True)]
+
+
+# -- completeness --------------------------------------------------------------------------------
+Cell = tuple[str, str]  # (submission, workload)
+
+
+def audit(runs: pd.DataFrame) -> tuple[list[str], set[Cell]]:
+    """What keeps a group from being a complete study, and the (submission, workload) cells hit."""
+    problems: list[str] = []
+    incomplete: set[Cell] = set()
+    for check in (_status_problems, _trial_problems, _study_problems):
+        found, cells = check(runs)
+        problems += found
+        incomplete |= cells
+    return problems, incomplete
+
+
+def _status_problems(runs: pd.DataFrame) -> tuple[list[str], set[Cell]]:
+    problems = []
+    running = runs[runs["status"] == "running"]
+    if len(running):
+        problems.append(
+            f"{len(running)} run(s) still running, left out of the scores: "
+            + _name_runs(running["run_id"])
+        )
+    failed = runs[runs["status"] == "failed"]
+    if len(failed):
+        problems.append(
+            f"{len(failed)} run(s) failed and count as not reached (rerun with force=true): "
+            + _name_runs(failed["run_id"])
+        )
+    scored = runs[runs["status"] != "running"]
+    repeats = scored.duplicated(["submission", "workload", "study", "trial"], keep="first")
+    if repeats.any():
+        problems.append(
+            f"{int(repeats.sum())} trial(s) were run more than once (other hardware or another "
+            "results folder); the fastest of each counts: "
+            + _name_runs(scored.loc[repeats, "run_id"])
+        )
+    return problems, set(zip(running["submission"], running["workload"], strict=True))
+
+
+def _trial_problems(runs: pd.DataFrame) -> tuple[list[str], set[Cell]]:
+    """Studies with fewer finished trials than their ruleset's num_trials."""
+    trials = (
+        runs[runs["status"] != "running"]
+        .groupby(["submission", "workload", "study"])
+        .agg(finished=("trial", "nunique"), expected=("num_trials", "max"))
+    )
+    short = trials[trials["finished"] < trials["expected"]]
+    lines = [
+        f"{submission} on {workload}, study {study}: {int(row['finished'])} of "
+        f"{int(row['expected'])} trials finished"
+        for (submission, workload, study), row in short.iterrows()
+    ]
+    return _capped(lines, "studies with missing trials"), {(s, w) for s, w, _ in short.index}
+
+
+def _study_problems(runs: pd.DataFrame) -> tuple[list[str], set[Cell]]:
+    """Cells with fewer studies than the others (or than the ruleset's num_studies), or none."""
+    studies = runs[runs["status"] != "running"].groupby(["submission", "workload"])["study"]
+    counts = studies.nunique()
+    most = int(counts.max()) if len(counts) else 0
+    expected = runs["num_studies"].max()
+    if np.isfinite(expected) and expected < 1000:  # `fixed` sets no real number of studies
+        most = max(most, int(expected))
+    short = counts[counts < most]
+    lines = [f"{s} on {w}: {count} of {most} studies" for (s, w), count in short.items()]
+    cells = set(short.index)
+    for submission in sorted(runs["submission"].unique()):
+        ran = set(runs.loc[runs["submission"] == submission, "workload"])
+        for workload in sorted(set(runs["workload"]) - ran):
+            lines.append(f"{submission} has no runs on {workload}; counted as not reached")
+            cells.add((submission, workload))
+    return _capped(lines, "cells with missing studies"), cells
+
+
+def _capped(lines: list[str], what: str, limit: int = 20) -> list[str]:
+    """A long list of problems is its first `limit` lines and a count of the rest."""
+    if len(lines) <= limit:
+        return lines
+    return [*lines[:limit], f"... and {len(lines) - limit} more {what}"]
+
+
+# -- building the groups -------------------------------------------------------------------------
+def _trials_text(runs: pd.DataFrame) -> str:
+    per_study = runs.groupby(["submission", "workload", "study"])["trial"].nunique()
+    low, high = (int(per_study.min()), int(per_study.max())) if len(per_study) else (0, 0)
+    return f"{low}" if low == high else f"{low}-{high}"
+
+
+def _targets(runs: pd.DataFrame) -> dict[str, tuple[str, float, bool]]:
+    first = runs.sort_values("run_id").groupby("workload").first()
+    return {
+        workload: (row["target_metric"], float(row["target_value"]), bool(row["lower_is_better"]))
+        for workload, row in first.iterrows()
+    }
+
+
+def build_groups(
+    runs: pd.DataFrame, settings: scoring.Settings, mix_hardware: bool = False
+) -> list[Group]:
+    groups = []
+    for number, group_runs in enumerate(split_groups(runs, mix_hardware), start=1):
+        problems, incomplete = audit(group_runs)
+        scored = group_runs[group_runs["status"] != "running"]
+        group_settings = settings
+        if settings.baseline is not None and settings.baseline not in set(scored["submission"]):
+            problems.append(f"baseline {settings.baseline} has no finished runs here: no speedups")
+            group_settings = scoring.Settings(**{**vars(settings), "baseline": None})
+        hardware = group_runs["hardware"].value_counts().sort_index()
+        context = tables.TableContext(
+            number=number,
+            experiment=str(group_runs["experiment_name"].iloc[0]),
+            ruleset=str(group_runs["ruleset"].iloc[0]),
+            hardware=[(str(name), int(count)) for name, count in hardware.items()],
+            n_runs=len(group_runs),
+            trials_per_study=_trials_text(scored),
+            targets=_targets(group_runs),
+            incomplete=incomplete,
+            problems=problems,
+        )
+        if len(hardware) > 1:
+            problems.insert(0, "runs from different hardware are mixed (--mix-hardware)")
+        board = scoring.score(
+            scored,
+            group_settings,
+            submissions=sorted(group_runs["submission"].unique()),
+            workloads=sorted(group_runs["workload"].unique()),
+        )
+        groups.append(Group(context, group_runs, board))
+    return groups
+
+
+# -- writing -------------------------------------------------------------------------------------
+def write_tables(groups: list[Group], out: Path) -> list[Path]:
+    header = (
+        "# Leaderboards\n\n"
+        "Generated by `python -m harness.report`. Runs on different hardware, rulesets or "
+        "experiments are never scored together.\n\n"
+    )
+    markdown = header + "\n".join(tables.markdown(g.board, g.context) for g in groups)
+    latex = "\n".join(tables.latex(g.board, g.context) for g in groups)
+    leaderboard = pd.concat([tables.leaderboard_rows(g.board, g.context) for g in groups])
+    times = pd.concat([tables.time_to_target_rows(g.board, g.context) for g in groups])
+    studies = pd.concat(
+        [g.board.studies.assign(leaderboard=g.context.number) for g in groups], ignore_index=True
+    )
+    paths = [out / n for n in ("leaderboard.md", "leaderboard.tex")]
+    results.write_text(paths[0], markdown)
+    results.write_text(paths[1], latex)
+    for name, frame in (
+        ("leaderboard.csv", leaderboard),
+        ("time_to_target.csv", times),
+        ("best_trials.csv", studies),
+    ):
+        results.write_text(out / name, frame.to_csv(index=False))
+        paths.append(out / name)
+    return paths
+
+
+def write_figures(
+    groups: list[Group], evaluations: pd.DataFrame, out: Path
+) -> tuple[list[Path], list[str]]:
+    looks = figures.submission_looks([s for g in groups for s in g.board.submissions])
+    paths, problems = [], []
+    for group in groups:
+        board, context = group.board, group.context
+        suffix = "" if len(groups) == 1 else f"_{context.number}"
+        caption = figures.Caption(
+            hardware=" + ".join(name for name, _ in context.hardware),
+            detail=f"{context.experiment}/{context.ruleset} · {context.studies_text(board)}",
+        )
+        made = {
+            "performance_profile": figures.profile_figure(board, looks, caption),
+            "curves_time": figures.curves_figure(
+                board, evaluations, context.targets, looks, caption, "time"
+            ),
+            "curves_steps": figures.curves_figure(
+                board, evaluations, context.targets, looks, caption, "steps"
+            ),
+            "time_to_target": figures.time_to_target_figure(board, looks, caption),
+        }
+        for name, fig in made.items():
+            problems += [f"{name}{suffix}: {p}" for p in figures.layout_problems(fig)]
+            paths += figures.save(fig, out, name + suffix)
+    return paths, problems
+
+
+# -- command line --------------------------------------------------------------------------------
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m harness.report", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument("results_dir", type=Path, help="a folder of runs, e.g. results/demo")
+    parser.add_argument("--out", type=Path, help="report folder (default: RESULTS_DIR/report)")
+    parser.add_argument(
+        "--baseline", default="adamw", help="submission for speedups ('none': no speedups)"
+    )
+    parser.add_argument(
+        "--algoperf",
+        action="store_true",
+        help="rank by the official AlgoPerf discretisation (100 taus, trapezoid rule) instead "
+        "of the exact integral; both are in leaderboard.csv",
+    )
+    parser.add_argument("--tau-max", type=float, default=scoring.TAU_MAX)
+    parser.add_argument("--resamples", type=int, default=2000, help="bootstrap resamples")
+    parser.add_argument("--confidence", type=float, default=0.95)
+    parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap")
+    parser.add_argument(
+        "--mix-hardware", action="store_true", help="score runs from different hardware together"
+    )
+    parser.add_argument("--no-figures", action="store_true")
+    parser.add_argument("--no-cache", action="store_true", help="ignore the parquet cache")
+    parser.add_argument("--strict", action="store_true", help="exit 1 when any study is incomplete")
+    args = parser.parse_args(argv)
+    if args.tau_max <= 1 or not 0 < args.confidence < 1 or args.resamples < 1:
+        parser.error("need --tau-max > 1, 0 < --confidence < 1 and --resamples >= 1")
+    return args
+
+
+def load_runs(results_dir: Path, use_cache: bool) -> results_table.Results | None:
+    loaded = results_table.load(results_dir, use_cache=use_cache)
+    for run_id, reason in loaded.skipped:
+        warn(f"skipping {results_dir / run_id}: {reason}")
+    for message in loaded.warnings:
+        warn(message)
+    if loaded.runs.empty:
+        if loaded.skipped:
+            print(
+                f"error: none of the {len(loaded.skipped)} run folder(s) under {results_dir} "
+                "could be read (see the warnings above)",
+                file=sys.stderr,
+            )
+        else:
+            print(
+                f"error: no runs under {results_dir}: a run is a folder holding record.json, "
+                "as in <results>/<experiment>/<ruleset>/<submission>/<workload>/study_<k>/"
+                "trial_<j>/ (run `python run.py ...` first)",
+                file=sys.stderr,
+            )
+        return None
+    return loaded
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if not args.results_dir.is_dir():
+        print(f"error: {args.results_dir} is not a folder", file=sys.stderr)
+        return 2
+    loaded = load_runs(args.results_dir, use_cache=not args.no_cache)
+    if loaded is None:
+        return 1
+    runs = loaded.runs
+    unplaced = runs[runs["hardware"] == "unknown"]
+    if len(unplaced):  # rejected before start (bad config in a sweep): nothing to compare
+        warn(
+            f"{len(unplaced)} run(s) never started (no hardware recorded), left out: "
+            + _name_runs(unplaced["run_id"])
+        )
+        runs = runs[runs["hardware"] != "unknown"]
+    if runs.empty:
+        print("error: no run under the folder got as far as starting", file=sys.stderr)
+        return 1
+    settings = scoring.Settings(
+        method="algoperf" if args.algoperf else "exact",
+        tau_max=args.tau_max,
+        n_resamples=args.resamples,
+        confidence=args.confidence,
+        seed=args.seed,
+        baseline=None if args.baseline.lower() == "none" else args.baseline,
+    )
+    groups = build_groups(runs, settings, mix_hardware=args.mix_hardware)
+    if len(groups) > 1:
+        warn(
+            f"{len(groups)} separate leaderboards (different experiments, rulesets or hardware"
+            + ("" if args.mix_hardware else "; --mix-hardware scores hardware together")
+            + ")"
+        )
+    out = args.out or args.results_dir / "report"
+    out.mkdir(parents=True, exist_ok=True)
+    written = write_tables(groups, out)
+    if not args.no_figures:
+        paths, layout = write_figures(groups, loaded.evaluations, out)
+        written += paths
+        for problem in layout:
+            warn(f"figure layout: {problem}")
+    for group in groups:
+        for problem in group.context.problems:
+            warn(f"leaderboard {group.context.number}: {problem}")
+    print((out / "leaderboard.md").read_text(encoding="utf-8"))
+    print(f"wrote {len(written)} files to {out}")
+    incomplete = any(g.context.incomplete for g in groups)
+    return 1 if args.strict and incomplete else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

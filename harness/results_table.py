@@ -1,0 +1,482 @@
+"""Load a results folder into pandas: one row per run (record.json) and one row per evaluation
+(eval_measurements.csv), cached as parquet so that the second load of a large folder is fast.
+
+Reads run folders and never writes into them (the cache lives in <results>/.report_cache); never
+scores (harness/scoring.py does). A partial or corrupt run folder is skipped with its reason.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import json
+import math
+import os
+import re
+import shutil
+import warnings
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+from pandas.api.types import union_categoricals
+
+from harness import results
+
+CACHE_DIR = ".report_cache"
+CACHE_FORMAT = 1  # bump when the tables' columns change: older caches are then rebuilt
+RUN_FILES = (results.RECORD_FILE, results.EVAL_FILE, results.CONFIG_FILE, results.HPARAMS_FILE)
+REQUIRED_EVAL_COLUMNS = ("global_step", "accumulated_submission_time")
+# Relative tolerance when checking record.json's time_to_target against the evaluations.
+TIME_TOLERANCE = 1e-9
+
+RUN_COLUMNS = (
+    "run_id",  # the run folder relative to the results folder: the key of every table
+    "experiment_name",
+    "ruleset",
+    "submission",
+    "workload",
+    "study",
+    "trial",
+    "seed",
+    "status",
+    "time_to_target",  # seconds of submission time; inf = never reached
+    "steps_to_target",  # NaN = never reached
+    "target_metric",
+    "target_value",
+    "lower_is_better",
+    "budget_sec",
+    "hardware",
+    "global_step",
+    "final_validation_metric",
+    "num_trials",  # trials per study the run's ruleset asks for (config.yaml); NaN if unknown
+    "num_studies",
+    "n_evaluations",
+    "hyperparameters",  # JSON text
+    "git_commit",
+    "error",
+)
+
+
+class CorruptRun(Exception):
+    """A run folder that cannot be read; the message says why."""
+
+
+@dataclass
+class Results:
+    """Every readable run under `root`; `skipped` names the folders left out, with the reason."""
+
+    root: Path
+    runs: pd.DataFrame
+    evaluations: pd.DataFrame
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def table(self) -> pd.DataFrame:
+        """One row per evaluation with its run's record fields alongside."""
+        return self.evaluations.merge(self.runs, on="run_id", how="left", validate="many_to_one")
+
+
+# -- finding run folders -------------------------------------------------------------------------
+def find_run_dirs(root: Path) -> list[Path]:
+    """Folders holding a record.json or eval_measurements.csv; hidden folders are not searched."""
+    found = []
+    for folder, subfolders, files in os.walk(root):
+        subfolders[:] = sorted(d for d in subfolders if not d.startswith("."))
+        if results.RECORD_FILE in files or results.EVAL_FILE in files:
+            found.append(Path(folder))
+            subfolders[:] = []  # a run folder's own subfolders (wandb/, .hydra/) hold no runs
+    return sorted(found)
+
+
+def file_signature(run_dir: Path) -> str:
+    """Changes whenever one of the run's files is rewritten (atomic writes give a new mtime)."""
+    parts = []
+    folder = os.fspath(run_dir)
+    for name in RUN_FILES:
+        try:
+            stat = os.stat(os.path.join(folder, name))
+            parts.append(f"{stat.st_mtime_ns}:{stat.st_size}")
+        except OSError:
+            parts.append("-")
+    return "|".join(parts)
+
+
+# -- parsing one run -----------------------------------------------------------------------------
+def _as_float(value: Any, none: float) -> float:
+    if value is None:
+        return none
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise CorruptRun(f"expected a number, found {value!r}")
+    return float(value)
+
+
+def _ruleset_settings(run_dir: Path) -> tuple[float, float]:
+    """(num_trials, num_studies) of the run's ruleset, read from its resolved config.yaml.
+
+    Only the top-level `ruleset:` block is parsed, once per distinct block: a full YAML parse of
+    every config costs seconds on ten thousand runs.
+    """
+    try:
+        with open(os.path.join(run_dir, results.CONFIG_FILE), encoding="utf-8") as handle:
+            text = handle.read()
+    except OSError:
+        return math.nan, math.nan
+    block = RULESET_BLOCK.search(text)
+    return _parse_ruleset_block(block.group(0)) if block else (math.nan, math.nan)
+
+
+RULESET_BLOCK = re.compile(r"^ruleset:[ \t]*\n(?:[ \t]+.*(?:\n|$))*", flags=re.MULTILINE)
+
+
+@functools.lru_cache(maxsize=256)
+def _parse_ruleset_block(block: str) -> tuple[float, float]:
+    try:
+        ruleset = yaml.load(block, Loader=yaml.CSafeLoader)["ruleset"]
+    except (yaml.YAMLError, TypeError, KeyError):
+        return math.nan, math.nan
+    if not isinstance(ruleset, dict):
+        return math.nan, math.nan
+    return (
+        float(ruleset.get("num_trials", math.nan)),
+        float(ruleset.get("num_studies", math.nan)),
+    )
+
+
+def _hyperparameters(record: dict[str, Any], run_dir: Path) -> str:
+    hyperparameters = record.get("hyperparameters")
+    if hyperparameters is None:
+        try:
+            hyperparameters = results.read_json(run_dir / results.HPARAMS_FILE)
+        except (OSError, ValueError):
+            hyperparameters = {}
+    return json.dumps(hyperparameters, sort_keys=True)
+
+
+def parse_record(run_dir: Path, run_id: str) -> dict[str, Any]:
+    """The run's row of the runs table; CorruptRun when record.json is missing or malformed."""
+    if not (run_dir / results.RECORD_FILE).exists():
+        raise CorruptRun("no record.json (a run that never started, or a partial copy)")
+    try:
+        record = results.read_json(run_dir / results.RECORD_FILE)
+    except (OSError, ValueError) as error:
+        raise CorruptRun(f"record.json cannot be read: {error}") from error
+    if not isinstance(record, dict):
+        raise CorruptRun("record.json is not a JSON object")
+    missing = [k for k in ("submission", "workload", "study", "trial", "status") if k not in record]
+    if missing:
+        raise CorruptRun(f"record.json lacks {', '.join(missing)}")
+    if record["status"] not in results.STATUSES:
+        raise CorruptRun(f"record.json has an unknown status {record['status']!r}")
+    if not all(isinstance(record[k], int) for k in ("study", "trial")):
+        raise CorruptRun("record.json's study and trial are not integers")
+    target = record.get("target") or {}
+    num_trials, num_studies = _ruleset_settings(run_dir)
+    lower_is_better = target.get("lower_is_better")
+    return {
+        "run_id": run_id,
+        "experiment_name": str(record.get("experiment_name") or "default"),
+        "ruleset": str(record.get("ruleset") or "unknown"),
+        "submission": str(record["submission"]),
+        "workload": str(record["workload"]),
+        "study": record["study"],
+        "trial": record["trial"],
+        "seed": _as_float(record.get("seed"), math.nan),
+        "status": record["status"],
+        "time_to_target": _as_float(record.get("time_to_target"), math.inf),
+        "steps_to_target": _as_float(record.get("steps_to_target"), math.nan),
+        "target_metric": str(target.get("target_metric") or ""),
+        "target_value": _as_float(target.get("target_value"), math.nan),
+        "lower_is_better": None if lower_is_better is None else bool(lower_is_better),
+        "budget_sec": _as_float(record.get("budget_sec"), math.inf),
+        "hardware": str(record.get("hardware") or "unknown"),
+        "global_step": _as_float(record.get("global_step"), math.nan),
+        "final_validation_metric": _as_float(record.get("final_validation_metric"), math.nan),
+        "num_trials": num_trials,
+        "num_studies": num_studies,
+        "n_evaluations": 0,
+        "hyperparameters": _hyperparameters(record, run_dir),
+        "git_commit": str(record.get("git_commit") or ""),
+        "error": str(record.get("error") or ""),
+    }
+
+
+# -- parsing many eval_measurements.csv at once -------------------------------------------------
+def _parse_csv(text: str, columns: list[str]) -> pd.DataFrame:
+    """Headerless rows; a row with more fields than the header is an error, not an index."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", pd.errors.ParserWarning)
+        try:
+            return pd.read_csv(
+                io.StringIO(text), header=None, names=columns, index_col=False, engine="c"
+            )
+        except pd.errors.ParserWarning as error:
+            raise CorruptRun("eval_measurements.csv has rows longer than its header") from error
+
+
+def _check_eval_frame(frame: pd.DataFrame) -> None:
+    missing = [c for c in REQUIRED_EVAL_COLUMNS if c not in frame.columns]
+    if missing:
+        raise CorruptRun(f"eval_measurements.csv lacks the column(s) {', '.join(missing)}")
+    for column in frame.columns:
+        if not pd.api.types.is_numeric_dtype(frame[column]):
+            raise CorruptRun(f"eval_measurements.csv has non-numeric values in {column}")
+    if frame[list(REQUIRED_EVAL_COLUMNS)].isna().any().any():
+        raise CorruptRun("eval_measurements.csv has empty or short rows")
+
+
+def parse_eval_files(texts: dict[str, str]) -> tuple[pd.DataFrame, dict[str, str]]:
+    """Parse eval_measurements.csv texts keyed by run_id; returns (evaluations, {run_id: reason}).
+
+    Files with the same header are concatenated and parsed in one call (ten thousand small files
+    parse in about a second this way); a batch that fails is parsed file by file to find the
+    corrupt ones.
+    """
+    by_header: dict[str, list[tuple[str, str]]] = defaultdict(list)
+    corrupt: dict[str, str] = {}
+    for run_id, text in texts.items():
+        header, _, body = text.partition("\n")
+        if not header.strip():
+            corrupt[run_id] = "eval_measurements.csv is empty"
+            continue
+        by_header[header.strip()].append((run_id, body))
+    frames = []
+    for header, members in by_header.items():
+        columns = header.split(",")
+        try:
+            frames.append(_parse_batch(columns, members))
+        except (CorruptRun, ValueError, pd.errors.ParserError):
+            for run_id, body in members:
+                try:
+                    frames.append(_parse_batch(columns, [(run_id, body)]))
+                except (CorruptRun, ValueError, pd.errors.ParserError) as error:
+                    corrupt[run_id] = str(error).splitlines()[0] or type(error).__name__
+    return concat_evaluations([f for f in frames if len(f)]), corrupt
+
+
+def _parse_batch(columns: list[str], members: Sequence[tuple[str, str]]) -> pd.DataFrame:
+    if len(set(columns)) != len(columns):
+        raise CorruptRun("eval_measurements.csv has a repeated column name")
+    bodies = [body if body.endswith("\n") or not body else body + "\n" for _, body in members]
+    counts = [body.count("\n") - _trailing_blank_lines(body) for body in bodies]
+    text = "".join(bodies)
+    frame = _parse_csv(text, columns) if text.strip() else pd.DataFrame(columns=columns)
+    if len(frame) != sum(counts):
+        raise CorruptRun("eval_measurements.csv has blank or malformed lines")
+    _check_eval_frame(frame)
+    frame = frame.astype(float)
+    codes = np.repeat(np.arange(len(members)), counts)
+    run_ids = pd.Categorical.from_codes(codes, categories=[run_id for run_id, _ in members])
+    frame.insert(0, "run_id", run_ids)
+    return frame
+
+
+def _trailing_blank_lines(body: str) -> int:
+    stripped = body.rstrip("\n")
+    return len(body) - len(stripped) - (1 if stripped else 0)
+
+
+def concat_evaluations(frames: Sequence[pd.DataFrame]) -> pd.DataFrame:
+    """Concatenate evaluation tables keeping run_id categorical (a million strings otherwise)."""
+    frames = [f for f in frames if len(f)]
+    if not frames:
+        return pd.DataFrame({"run_id": pd.Categorical([]), "global_step": pd.Series(dtype=float)})
+    run_ids = union_categoricals([pd.Categorical(f["run_id"]) for f in frames])
+    joined = pd.concat([f.drop(columns="run_id") for f in frames], ignore_index=True)
+    joined.insert(0, "run_id", run_ids.remove_unused_categories())
+    return joined
+
+
+# -- loading with the cache ----------------------------------------------------------------------
+def parse_runs(root: Path, run_dirs: Iterable[Path]) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """(runs, evaluations, {run_id: reason skipped}) for the given run folders, without cache."""
+    rows, texts, skipped = [], {}, {}
+    for run_dir in run_dirs:
+        run_id = run_dir.relative_to(root).as_posix()
+        try:
+            row = parse_record(run_dir, run_id)
+            eval_path = os.path.join(run_dir, results.EVAL_FILE)
+            if os.path.exists(eval_path):
+                with open(eval_path, encoding="utf-8") as handle:
+                    texts[run_id] = handle.read()
+            elif row["status"] in results.DONE_STATUSES:
+                raise CorruptRun(f"status {row['status']} but no eval_measurements.csv")
+        except (CorruptRun, OSError, UnicodeDecodeError) as error:
+            skipped[run_id] = str(error)
+            continue
+        rows.append(row)
+    evaluations, corrupt = parse_eval_files(texts)
+    skipped.update(corrupt)
+    runs = pd.DataFrame([r for r in rows if r["run_id"] not in corrupt], columns=RUN_COLUMNS)
+    return _typed_runs(runs, evaluations), evaluations, skipped
+
+
+def _typed_runs(runs: pd.DataFrame, evaluations: pd.DataFrame) -> pd.DataFrame:
+    runs = runs.copy()
+    counts = evaluations["run_id"].value_counts()
+    runs["n_evaluations"] = runs["run_id"].map(counts).fillna(0).astype(int)
+    for column in ("study", "trial"):
+        runs[column] = runs[column].astype(int)
+    float_columns = [
+        "seed",
+        "time_to_target",
+        "steps_to_target",
+        "target_value",
+        "budget_sec",
+        "global_step",
+        "final_validation_metric",
+        "num_trials",
+        "num_studies",
+    ]
+    runs[float_columns] = runs[float_columns].astype(float)
+    runs["lower_is_better"] = runs["lower_is_better"].astype(object)
+    return runs.sort_values("run_id", ignore_index=True)
+
+
+MANIFEST_COLUMNS = ("run_id", "signature", "skip_reason", "warning", "format")
+
+
+def _read_cache(cache: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame] | None:
+    try:
+        manifest = pd.read_parquet(cache / "manifest.parquet")
+        if list(manifest.columns) != list(MANIFEST_COLUMNS):
+            return None
+        if len(manifest) and int(manifest["format"].iloc[0]) != CACHE_FORMAT:
+            return None
+        runs = pd.read_parquet(cache / "runs.parquet")
+        evaluations = pd.read_parquet(cache / "evaluations.parquet")
+    except (OSError, ValueError, KeyError, ImportError):
+        return None
+    runs["lower_is_better"] = runs["lower_is_better"].astype(object)
+    evaluations["run_id"] = evaluations["run_id"].astype("category")
+    return manifest, runs, evaluations
+
+
+def _write_cache(cache: Path, manifest, runs, evaluations) -> str | None:
+    """Write the three tables; returns a warning when the folder is not writable."""
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+        for name, frame in (
+            ("runs", runs),
+            ("evaluations", evaluations),
+            ("manifest", manifest),  # last: a cache without a fresh manifest is rebuilt
+        ):
+            buffer = io.BytesIO()
+            frame.to_parquet(buffer, index=False)
+            data = buffer.getvalue()
+            results._atomic_write(cache / f"{name}.parquet", lambda h, d=data: h.write(d))
+    except OSError as error:
+        return f"cannot write the parquet cache in {cache} ({error}); loading without it"
+    return None
+
+
+def _empty_cache() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    return (
+        pd.DataFrame(columns=list(MANIFEST_COLUMNS)),
+        pd.DataFrame(columns=RUN_COLUMNS),
+        concat_evaluations([]),
+    )
+
+
+def load(root: Path, use_cache: bool = True) -> Results:
+    """Every run under `root`. With the cache, only run folders whose files changed are read."""
+    root = Path(root)
+    run_dirs = find_run_dirs(root)
+    run_ids = [d.relative_to(root).as_posix() for d in run_dirs]
+    signatures = dict(zip(run_ids, map(file_signature, run_dirs), strict=True))
+    cache = root / CACHE_DIR
+    cached = _read_cache(cache) if use_cache else None
+    manifest, runs, evaluations = cached or _empty_cache()
+    known = dict(zip(manifest["run_id"], manifest["signature"], strict=True))
+    unchanged = {run_id for run_id, sig in signatures.items() if known.get(run_id) == sig}
+    to_parse = [d for d, run_id in zip(run_dirs, run_ids, strict=True) if run_id not in unchanged]
+    old = manifest[manifest["run_id"].isin(list(unchanged))]
+    skipped = dict(zip(old["run_id"], old["skip_reason"], strict=True))
+    notes = dict(zip(old["run_id"], old["warning"], strict=True))
+
+    if to_parse or len(known) != len(unchanged) or cached is None:
+        new_runs, new_evaluations, new_skips = parse_runs(root, to_parse)
+        skipped.update(new_skips)
+        notes.update(_time_to_target_mismatches(new_runs, new_evaluations))
+        kept = list(unchanged)
+        runs = pd.concat(
+            [p for p in (runs[runs["run_id"].isin(kept)], new_runs) if len(p)] or [new_runs],
+            ignore_index=True,
+        ).sort_values("run_id", ignore_index=True)
+        evaluations = concat_evaluations(
+            [evaluations[evaluations["run_id"].isin(kept)], new_evaluations]
+        )
+        if use_cache:
+            manifest = pd.DataFrame(
+                {
+                    "run_id": run_ids,
+                    "signature": [signatures[r] for r in run_ids],
+                    "skip_reason": [skipped.get(r) for r in run_ids],
+                    "warning": [notes.get(r) for r in run_ids],
+                    "format": CACHE_FORMAT,
+                },
+                columns=list(MANIFEST_COLUMNS),
+            )
+            problem = _write_cache(cache, manifest, runs, evaluations)
+            if problem:
+                notes[""] = problem
+    skipped = {r: reason for r, reason in skipped.items() if isinstance(reason, str)}
+    messages = [f"{r}: {m}" if r else m for r, m in sorted(notes.items()) if isinstance(m, str)]
+    return Results(root, runs, evaluations, sorted(skipped.items()), messages)
+
+
+def clear_cache(root: Path) -> None:
+    shutil.rmtree(Path(root) / CACHE_DIR, ignore_errors=True)
+
+
+# -- consistency ---------------------------------------------------------------------------------
+def time_to_target_from_evaluations(runs: pd.DataFrame, evaluations: pd.DataFrame) -> pd.Series:
+    """Per run_id: submission time at the first evaluation meeting the target within the budget
+    (DESIGN §5), inf when none does; NaN where the record does not say what the target is."""
+    info = runs.set_index("run_id")
+    known = (info["lower_is_better"].notna() & info["target_value"].notna()).to_numpy()
+    first = np.full(len(info), np.inf)
+    if len(evaluations):
+        run_ids = pd.Categorical(evaluations["run_id"])
+        position = info.index.get_indexer(run_ids.categories)[run_ids.codes]  # row in `info`
+        inside = position >= 0
+        position = position[inside]
+        times = evaluations["accumulated_submission_time"].to_numpy(float)[inside]
+        values = np.full(len(position), np.nan)
+        metric_codes, metric_names = pd.factorize(info["target_metric"])
+        row_metric = metric_codes[position]
+        for code, name in enumerate(metric_names):
+            if name in evaluations.columns:
+                rows = row_metric == code
+                values[rows] = evaluations[name].to_numpy(float)[inside][rows]
+        target = info["target_value"].to_numpy(float)[position]
+        lower = info["lower_is_better"].to_numpy(object)[position] == True  # noqa: E712
+        with np.errstate(invalid="ignore"):
+            met = np.where(lower, values <= target, values >= target)
+        met &= times <= info["budget_sec"].to_numpy(float)[position]
+        np.minimum.at(first, position[met], times[met])
+    return pd.Series(np.where(known, first, np.nan), index=info.index)
+
+
+def _time_to_target_mismatches(runs: pd.DataFrame, evaluations: pd.DataFrame) -> dict[str, str]:
+    """Finished runs whose record.json disagrees with their own evaluations."""
+    done = runs[runs["status"].isin(results.DONE_STATUSES)]
+    if done.empty:
+        return {}
+    from_evaluations = time_to_target_from_evaluations(done, evaluations)
+    recorded = done.set_index("run_id")["time_to_target"]
+    both_inf = np.isinf(recorded) & np.isinf(from_evaluations)
+    close = np.isclose(recorded, from_evaluations, rtol=TIME_TOLERANCE, atol=0.0)
+    bad = from_evaluations.notna() & ~both_inf & ~close
+    return {
+        run_id: (
+            f"record.json says time_to_target {recorded[run_id]:g} s but its evaluations "
+            f"say {from_evaluations[run_id]:g} s; the report uses the record"
+        )
+        for run_id in recorded.index[bad]
+    }

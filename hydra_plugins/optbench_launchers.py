@@ -1,0 +1,241 @@
+"""The sweep launchers behind `hydra/launcher=slurm` and `hydra/launcher=local`.
+
+Hydra instantiates launchers only from the `hydra_plugins` namespace package, hence this folder.
+They are hydra-submitit-launcher's, plus: a run whose record says it is finished is not submitted
+again; the sweep's progress (harness.sweep.progress) is printed while it waits; a task that ends
+without a result (killed, cancelled, out of requeues) is reported after the others have finished
+instead of cutting the wait short. What runs inside each job is the stock launcher's `__call__`
+and `checkpoint`, so a job needs only hydra-submitit-launcher and the harness to unpickle.
+Never trains, and never writes into results/ (submitit's pickles go to `submitit_folder`).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from hydra.core.singleton import Singleton
+from hydra.core.utils import JobReturn, JobStatus, filter_overrides
+from hydra_plugins.hydra_submitit_launcher import submitit_launcher
+from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
+from omegaconf import DictConfig, OmegaConf
+from submitit.slurm.slurm import SlurmInfoWatcher
+
+from harness import launch, results
+from harness.sweep import progress
+
+log = logging.getLogger("harness")
+POLL_SECONDS = 2.0  # how often the launcher looks at its jobs and their records
+REPORT_EVERY_SECONDS = 60.0  # progress is printed on every change, and at least this often
+
+
+class _Task:
+    # Not a dataclass: Hydra's plugin scan runs this module before it is in sys.modules.
+    def __init__(self, index: int, overrides: list[str], config: DictConfig):
+        self.index = index
+        self.overrides = overrides
+        self.config = config  # the task's composed config, as the job will see it
+        self.job: Any = None  # a submitit Job once submitted
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(str(self.config.hydra.sweep.dir), str(self.config.hydra.sweep.subdir))
+
+    def finished(self) -> bool:
+        """Whether the job would only skip the run (launch.decide_start decides, as in the job)."""
+        record = results.read_record(self.run_dir)
+        if record is None or record.get("status") not in results.DONE_STATUSES:
+            return False
+        config = self.config.copy()
+        if config.skip_done is None:
+            config.skip_done = True  # what it means inside a sweep (launch.is_sweep in the job)
+        try:
+            _, _, hyperparameters = launch.prepare(config)
+            seed = launch.run_seed(config)
+            return launch.decide_start(self.run_dir, config, seed, hyperparameters) == "skip"
+        except Exception:  # e.g. UserError: submit it, the task explains in its record
+            return False
+
+    def job_return(self) -> JobReturn | None:
+        """What Hydra's sweeper expects back; None if the job ended without a result."""
+        if self.job is None:  # finished before the sweep started
+            record = results.read_record(self.run_dir) or {}
+            return JobReturn(
+                self.overrides, status=JobStatus.COMPLETED, _return_value=launch.objective(record)
+            )
+        try:
+            return self.job.results()[0]
+        except Exception:  # killed, cancelled, out of requeues: no result came back
+            log.error(
+                "sweep: task #%d (%s) ended without a result (state %s); its log: %s",
+                self.index,
+                " ".join(filter_overrides(self.overrides)),
+                self.job.state,
+                self.job.paths.stderr,
+            )
+            return None
+
+
+class _SweepLauncher(submitit_launcher.BaseSubmititLauncher):
+    stock: type[submitit_launcher.BaseSubmititLauncher]  # the plain launcher the jobs run
+
+    def max_running(self) -> int | None:
+        """How many tasks may run at once; None: one job array, the cluster schedules it."""
+        return None
+
+    def adopt(self, task: _Task, job: Any) -> None:
+        """Attach a submitted job to its task."""
+        task.job = job
+
+    def executor(self) -> Any:
+        import submitit  # lazily, like the parent: Hydra's plugin scan stays fast
+
+        params = dict(self.params)
+        folder = params.pop("submitit_folder")
+        init = {}
+        if "max_num_timeout" in params:
+            init[f"{self._EXECUTOR}_max_num_timeout"] = params.pop("max_num_timeout")
+        executor = submitit.AutoExecutor(folder=folder, cluster=self._EXECUTOR, **init)
+        generic = set(OmegaConf.structured(BaseQueueConf).keys())
+        executor.update_parameters(
+            **{k if k in generic else f"{self._EXECUTOR}_{k}": v for k, v in params.items()}
+        )
+        return executor
+
+    def job_function(self) -> submitit_launcher.BaseSubmititLauncher:
+        """The stock launcher, set up like this one: what each job unpickles and calls."""
+        function = self.stock(**self.params)
+        function.setup(
+            hydra_context=self.hydra_context, task_function=self.task_function, config=self.config
+        )
+        return function
+
+    def launch(
+        self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int
+    ) -> Sequence[JobReturn]:
+        sweep_dir = Path(str(self.config.hydra.sweep.dir))
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        loader = self.hydra_context.config_loader
+        tasks = [
+            _Task(initial_job_idx + i, list(o), loader.load_sweep_config(self.config, list(o)))
+            for i, o in enumerate(job_overrides)
+        ]
+        to_run = [task for task in tasks if not task.finished()]
+        log.info(
+            "sweep: %d tasks, %d of them already finished (not submitted); results in %s",
+            len(tasks),
+            len(tasks) - len(to_run),
+            sweep_dir,
+        )
+        if to_run:
+            self.submit_and_wait(to_run, [task.run_dir for task in tasks])
+        returns = [task.job_return() for task in tasks]
+        lost = [task for task, returned in zip(tasks, returns, strict=True) if returned is None]
+        if lost:
+            # After every other task has finished; one paragraph, not a traceback per task.
+            log.error(
+                "sweep: %d of %d tasks ended without a result; their runs resume (or start "
+                "again) when the same sweep runs again:\n  %s",
+                len(lost),
+                len(tasks),
+                "\n  ".join(str(task.run_dir) for task in lost),
+            )
+            sys.exit(1)
+        return returns
+
+    def submit_and_wait(self, tasks: list[_Task], sweep_run_dirs: list[Path]) -> None:
+        """Submit `tasks`, and print the progress of the whole sweep until they have ended."""
+        executor, function = self.executor(), self.job_function()
+        limit = self.max_running()
+        waiting = [] if limit is None else list(tasks)
+        if limit is None:
+            arguments = zip(*(self.job_arguments(task) for task in tasks), strict=True)
+            for task, job in zip(tasks, executor.map_array(function, *arguments), strict=True):
+                self.adopt(task, job)
+        log.info("sweep: %s jobs, their files in %s", self._EXECUTOR, executor.folder)
+        reported, reported_at = "", 0.0
+        while True:
+            running = [task for task in tasks if task.job is not None and not task.job.done()]
+            while waiting and len(running) < limit:
+                task = waiting.pop(0)
+                self.adopt(task, executor.submit(function, *self.job_arguments(task)))
+                running.append(task)
+            line = progress(sweep_run_dirs).line()
+            if line != reported or time.monotonic() - reported_at > REPORT_EVERY_SECONDS:
+                log.info("sweep: %s", line)
+                reported, reported_at = line, time.monotonic()
+            if not running and not waiting:
+                break
+            time.sleep(POLL_SECONDS)
+        for run_dir, error in progress(sweep_run_dirs).failures:
+            log.error("sweep: failed: %s: %s", run_dir, error.strip().splitlines()[-1])
+
+    def job_arguments(self, task: _Task) -> tuple:
+        """What the stock launcher's `__call__` takes: overrides, job number, Hydra's state."""
+        job_id = f"job_id_for_{task.index}"
+        return (task.overrides, "hydra.sweep.dir", task.index, job_id, Singleton.get_state())
+
+
+class _QueueWatcher(SlurmInfoWatcher):
+    """submitit asks sacct for the state of its jobs; a cluster without an accounting database
+    (the local one from slurm/up.sh) cannot answer sacct, but squeue lists its jobs, finished
+    ones included for MinJobAge seconds. Without this, a job killed before it wrote its result
+    would be waited for forever."""
+
+    def _make_command(self) -> list[str] | None:
+        command = super()._make_command()
+        if command is None or _has_accounting():
+            return command
+        job_ids = sorted({job_id.split("_")[0] for job_id in self._registered - self._finished})
+        return ["squeue", "--noheader", "--states=all", "--format=%i|%T|%N", "--jobs", *job_ids]
+
+    def read_info(self, string: bytes | str) -> dict[str, dict[str, str]]:
+        if _has_accounting():
+            return super().read_info(string)
+        text = string.decode() if isinstance(string, bytes) else string
+        return super().read_info("JobID|State|NodeList\n" + text)  # sacct's header
+
+
+@functools.cache
+def _has_accounting() -> bool:
+    config = subprocess.run(
+        ["scontrol", "show", "config"], capture_output=True, text=True, timeout=60, check=False
+    ).stdout
+    return "accounting_storage/none" not in config
+
+
+class SlurmLauncher(_SweepLauncher, submitit_launcher.SlurmLauncher):
+    """`hydra/launcher=slurm`: one Slurm job array per sweep (conf/hydra/launcher/slurm.yaml)."""
+
+    stock = submitit_launcher.SlurmLauncher
+    watcher = _QueueWatcher(delay_s=60)
+
+    def adopt(self, task: _Task, job: Any) -> None:
+        super().adopt(task, job)
+        job.watcher = self.watcher  # instead of submitit's class-wide, sacct-only watcher
+
+
+class LocalLauncher(_SweepLauncher, submitit_launcher.LocalLauncher):
+    """`hydra/launcher=local`: submitit's local executor (conf/hydra/launcher/local.yaml), as
+    many tasks at a time as this machine has CPUs for (cpus_per_task each)."""
+
+    stock = submitit_launcher.LocalLauncher
+
+    def cpus_per_task(self) -> int:
+        return self.params.get("cpus_per_task") or 1
+
+    def max_running(self) -> int | None:
+        return max(1, (os.cpu_count() or 1) // self.cpus_per_task())
+
+    def executor(self) -> Any:
+        executor = super().executor()
+        # torch's threads: the CPUs each task is given, not every core (as on Slurm).
+        executor.update_parameters(local_setup=[f"export OMP_NUM_THREADS={self.cpus_per_task()}"])
+        return executor

@@ -1,0 +1,61 @@
+"""The comparison table (benchmarks/comparison.py) from synthetic run folders whose answers are
+known, and the sweep that feeds it (conf/experiment/comparison.yaml)."""
+
+from __future__ import annotations
+
+from hydra import compose, initialize_config_dir
+
+from benchmarks import comparison
+from tests.conftest import CONF, EMBEDDED_WORKLOADS
+from tests.synthetic_results import HARDWARE, write_run
+
+
+def table_lines(text: str, workload: str) -> list[str]:
+    section = text.split(f"### {workload}\n", 1)[1].split("\n\n###", 1)[0]
+    return [line for line in section.splitlines() if line.startswith("| ") and "---" not in line]
+
+
+def test_misses_count_as_infinity_and_rows_rank_by_reached_then_median(tmp_path):
+    for study, time in enumerate([10.0, 20.0, None]):
+        write_run(tmp_path, "fast", "friedman", study, 0, time, ruleset="self")
+    for study, (time, status) in enumerate([(5.0, None), (None, "diverged"), (None, "failed")]):
+        write_run(tmp_path, "erratic", "friedman", study, 0, time, ruleset="self", status=status)
+    for study in range(3):
+        write_run(tmp_path, "slow", "friedman", study, 0, None, ruleset="self")
+
+    text = comparison.render(comparison.read_finished_records(tmp_path), tmp_path, "2025-01-01")
+    header, fast, erratic, slow = table_lines(text, "friedman")
+    assert "reached" in header and "median" in header
+    assert fast.startswith("| fast | 2/3 | 20 [10–∞] |") and "| 1 not reached |" in fast
+    assert erratic.startswith("| erratic | 1/3 | ∞ [5–∞] | ∞ |")
+    assert "1 diverged, 1 failed" in erratic
+    assert slow.startswith("| slow | 0/3 | ∞ [∞–∞] | ∞ |") and "3 not reached" in slow
+    assert comparison.REGENERATE.splitlines()[1] in text
+
+
+def test_hardware_is_never_mixed_and_unfinished_runs_are_left_out(tmp_path, capsys):
+    write_run(tmp_path, "adamw", "digits", 0, 0, 12.0, ruleset="self")
+    write_run(tmp_path, "adamw", "digits", 1, 0, 3.0, ruleset="self", hardware="cuda:Other GPU")
+    running = write_run(tmp_path, "adamw", "digits", 2, 0, None, ruleset="self", status="running")
+    broken = write_run(tmp_path, "lion", "digits", 0, 0, 1.0, ruleset="self")
+    (broken / "record.json").write_text("{not json")
+
+    output = tmp_path / "docs" / "comparison.md"
+    assert comparison.main([str(tmp_path), "--output", str(output)]) == 0
+    text = output.read_text()
+    cpu = text.split(f"\n## {HARDWARE}\n")[1].split("\n## ")[0]
+    gpu = text.split("\n## cuda:Other GPU\n")[1].split("\n## ")[0]
+    assert "| adamw | 1/1 | 12 [12–12] |" in cpu and "| adamw | 1/1 | 3 [3–3] |" in gpu
+    assert "| lion |" not in text
+    warnings = capsys.readouterr().err
+    assert str(running) in warnings and "unreadable" in warnings
+
+
+def test_comparison_sweeps_every_submission_with_defaults_on_the_embedded_workloads():
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose("config", overrides=["experiment=comparison"], return_hydra_config=True)
+    params = cfg.hydra.sweeper.params
+    assert cfg.ruleset.name == "fixed" and not cfg.ruleset.tune  # defaults, no tuning
+    assert params.submission == "glob(*)"
+    assert sorted(params.workload.split(",")) == sorted(EMBEDDED_WORKLOADS)
+    assert params.study.split(",") == ["0", "1", "2"]

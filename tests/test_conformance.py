@@ -1,0 +1,398 @@
+"""Conformance suite: every submission YAML in conf/submission/, checked the same way (optax's
+idea). A new YAML is covered without editing this file. tests/test_contract.py already runs
+every submission through the full harness on each embedded workload; this suite adds what a
+short run cannot see: checkpointed optimizer state, progress on an ill-conditioned quadratic,
+the batch size, schedule swaps and search-space validation.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+from collections.abc import Iterator
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import torch
+from hydra.utils import get_class, instantiate
+from omegaconf import DictConfig
+from torch import nn
+
+from harness.data import derive_seed
+from harness.errors import UserError
+from harness.launch import build, prepare
+from harness.runner import Runner, RunSettings
+from harness.spec import Batch, LossType, Submission, Workload
+from submissions.generic import OptimizerSubmission
+from tests.conftest import (
+    CONF,
+    EMBEDDED_WORKLOADS,
+    compose_config,
+    group_choices,
+    run_cli,
+    run_in_process,
+)
+from workloads.common import mean_squared_error
+
+SUBMISSIONS = group_choices("submission")
+SCHEDULES = group_choices("submission/schedule")
+# The embedded workloads made tiny: same data, model family and contract, millisecond steps.
+TINY = {
+    "digits": ["workload.width=4"],
+    "friedman": [
+        "workload.width=16",
+        "workload.depth=2",
+        "workload.num_train=512",
+        "workload.num_validation=256",
+    ],
+    "shakespeare": [
+        "workload.width=16",
+        "workload.depth=1",
+        "workload.num_heads=2",
+        "workload.context_length=16",
+        "workload.eval_tokens=256",
+    ],
+}
+# Enough steps for periodic work (Sophia's Hessian estimate, SOAP's and Shampoo's
+# preconditioners: every 10 steps by default) to be in the checkpointed state.
+STEPS_BEFORE_CHECKPOINT = 12
+STEPS_AFTER_CHECKPOINT = 2
+
+
+@functools.cache
+def submission_config(name: str, overrides: tuple[str, ...]) -> DictConfig:
+    return compose_config([f"submission={name}", *overrides], Path("unused-results"))
+
+
+def build_submission(name: str, overrides: list[str]) -> tuple[Submission, SimpleNamespace]:
+    """A new (submission, hyperparameters), built and validated exactly as a run does."""
+    _, submission, hyperparameters = prepare(submission_config(name, tuple(overrides)))
+    return submission, SimpleNamespace(**hyperparameters)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread() -> Iterator[None]:
+    """Tiny models: a second intra-op thread only adds synchronisation (and, on a busy
+    machine, waiting for a core)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def tiny_workloads(tmp_path_factory) -> dict[str, Workload]:
+    """Each tiny embedded workload, set up once (loading the data is the slow part)."""
+    folder = tmp_path_factory.mktemp("workloads")
+    built = {}
+    for name in EMBEDDED_WORKLOADS:
+        cfg = compose_config([f"workload={name}", *TINY[name]], folder)
+        built[name] = build(cfg.workload, "workload")
+        built[name].setup(torch.device("cpu"))
+    return built
+
+
+class Trainer:
+    """Calls the submission functions the way harness/runner.py does, without the clock."""
+
+    def __init__(self, submission: Submission, hyperparameters, workload: Workload, rng: int):
+        self.submission, self.hyperparameters, self.workload = submission, hyperparameters, workload
+        self.model, self.model_state = workload.init_model_fn(rng=rng)
+        self.types = workload.model_params_types(self.model)
+        self.optimizer_state = submission.init_optimizer_state(
+            workload, self.model, self.model_state, hyperparameters, rng=rng
+        )
+
+    def step(self, batch: Batch, global_step: int) -> torch.Tensor:
+        torch.manual_seed(derive_seed(7, global_step))  # as if restored from a checkpoint
+        self.optimizer_state, self.model, self.model_state = self.submission.update_params(
+            self.workload,
+            self.model,
+            self.types,
+            self.model_state,
+            self.hyperparameters,
+            batch,
+            self.workload.loss_type,
+            self.optimizer_state,
+            [],
+            global_step,
+            derive_seed(0, global_step),
+        )
+        return self.submission.last_loss
+
+    def prepare_for_eval(self, global_step: int) -> None:
+        self.optimizer_state, self.model, self.model_state = self.submission.prepare_for_eval(
+            self.workload,
+            self.model,
+            self.types,
+            self.model_state,
+            self.hyperparameters,
+            self.workload.loss_type,
+            self.optimizer_state,
+            global_step,
+            derive_seed(0, global_step, 1),
+        )
+
+    def parameters(self) -> dict[str, torch.Tensor]:
+        return {name: p.detach().clone() for name, p in self.model.named_parameters()}
+
+
+def through_disk(state: dict) -> dict:
+    """torch.save then torch.load(weights_only=True): what a checkpoint keeps."""
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    buffer.seek(0)
+    return torch.load(buffer, weights_only=True)
+
+
+@pytest.mark.parametrize("workload_name", EMBEDDED_WORKLOADS)
+@pytest.mark.parametrize("submission_name", SUBMISSIONS)
+def test_state_survives_a_checkpoint_and_the_next_steps_are_identical(
+    submission_name, workload_name, tiny_workloads
+):
+    workload = tiny_workloads[workload_name]
+    # Small batches keep 14 steps cheap; the batch-size test below checks get_batch_size.
+    overrides = ["submission.batch_size=8"]
+    submission, hyperparameters = build_submission(submission_name, overrides)
+    queue = workload.build_input_queue(0, "train", submission.get_batch_size(workload.name))
+    batches = [next(queue) for _ in range(STEPS_BEFORE_CHECKPOINT + STEPS_AFTER_CHECKPOINT)]
+
+    original = Trainer(submission, hyperparameters, workload, rng=0)
+    start = original.parameters()
+    for step in range(STEPS_BEFORE_CHECKPOINT):
+        loss = original.step(batches[step], step)
+        assert torch.isfinite(loss), f"{submission_name}: loss {float(loss)} at step {step}"
+    moved = original.parameters()
+    assert any(not torch.equal(start[name], moved[name]) for name in start), (
+        f"{submission_name} did not change any parameter in {STEPS_BEFORE_CHECKPOINT} steps"
+    )
+    assert all(torch.isfinite(p).all() for p in moved.values())
+    # The runner checkpoints at evaluations, after prepare_for_eval (schedule-free's swap).
+    original.prepare_for_eval(STEPS_BEFORE_CHECKPOINT)
+    checkpoint = through_disk(
+        {
+            "model": original.model.state_dict(),
+            "optimizer": submission.optimizer_state_dict(original.optimizer_state),
+        }
+    )
+
+    fresh_submission, _ = build_submission(submission_name, overrides)
+    restored = Trainer(fresh_submission, hyperparameters, workload, rng=1)
+    restored.model.load_state_dict(checkpoint["model"])
+    restored.optimizer_state = fresh_submission.load_optimizer_state_dict(
+        restored.optimizer_state, checkpoint["optimizer"]
+    )
+    for step in range(STEPS_BEFORE_CHECKPOINT, len(batches)):
+        before = original.parameters()
+        original.step(batches[step], step)
+        restored.step(batches[step], step)
+        expected, actual = original.parameters(), restored.parameters()
+        assert any(not torch.equal(before[name], expected[name]) for name in before)
+        for name in expected:
+            assert torch.equal(actual[name], expected[name]), (
+                f"{submission_name} on {workload_name}: {name} differs at step {step} after "
+                "restoring the optimizer state from a checkpoint"
+            )
+
+
+class IllConditionedQuadratic(Workload):
+    """Noise-free least squares with input scales 1 to 1/30: a quadratic in the weights whose
+    Hessian has condition number ~1000. A 2-D weight (ParameterType.WEIGHT) and a bias, so
+    that Muon's and Shampoo's matrix paths and the fallback paths all run."""
+
+    target_metric_name = "loss"
+    target_metric_lower_is_better = True
+    loss_type = LossType.MEAN_SQUARED_ERROR
+    head_module = None  # the layer's weight is a hidden WEIGHT, not a head
+    scales = (1.0, 0.3, 0.1, 0.03)
+
+    def setup(self, device: torch.device) -> None:
+        generator = torch.Generator().manual_seed(0)
+        inputs = torch.randn(256, len(self.scales), generator=generator) * torch.tensor(self.scales)
+        true_weight = torch.randn(2, len(self.scales), generator=generator)
+        self.data = {"inputs": inputs, "targets": inputs @ true_weight.T + 1.0}
+
+    @property
+    def num_train_examples(self) -> int:
+        return 256
+
+    @property
+    def num_validation_examples(self) -> int:
+        return 256
+
+    def build_input_queue(
+        self, seed: int, split: str, global_batch_size: int, start_step: int = 0
+    ) -> Iterator[Batch]:
+        step = start_step
+        while True:
+            generator = torch.Generator().manual_seed(derive_seed(seed, step))
+            indices = torch.randint(0, 256, (global_batch_size,), generator=generator)
+            yield {key: value[indices] for key, value in self.data.items()}
+            step += 1
+
+    def init_model_fn(self, rng: int) -> tuple[nn.Module, None]:
+        torch.manual_seed(rng)
+        return nn.Linear(len(self.scales), 2), None
+
+    def model_fn(self, params, batch, model_state, mode, rng, update_batch_norm):
+        return params(batch["inputs"]), model_state
+
+    def loss_fn(self, label_batch, logits_batch, mask_batch=None, label_smoothing=0.0):
+        return mean_squared_error(label_batch, logits_batch, mask_batch)
+
+    def eval_batches(self, split: str) -> Iterator[Batch]:
+        yield self.data
+
+
+QUADRATIC_STEPS = 60
+
+
+@pytest.fixture
+def quadratic() -> IllConditionedQuadratic:
+    workload = IllConditionedQuadratic(
+        name="quadratic",
+        target=0.0,
+        max_runtime_sec=600,
+        step_hint=QUADRATIC_STEPS,
+        eval_every_steps=QUADRATIC_STEPS // 2,
+        batch_size=32,
+    )
+    workload.setup(torch.device("cpu"))
+    return workload
+
+
+@pytest.mark.parametrize("submission_name", SUBMISSIONS)
+def test_defaults_decrease_an_ill_conditioned_quadratic(submission_name, quadratic, tmp_path):
+    """Through the real runner, so evaluation sees the parameters prepare_for_eval chose."""
+    submission, hyperparameters = build_submission(submission_name, [])
+    model, model_state = quadratic.init_model_fn(rng=0)
+    initial = quadratic.eval_model(model, model_state, rng=0)["validation/loss"]
+    settings = RunSettings(
+        seed=0,
+        budget_sec=600.0,
+        batch_size=submission.get_batch_size(quadratic.name) or quadratic.default_batch_size,
+        stop_at_target=False,
+        max_steps=QUADRATIC_STEPS,
+        checkpoint=False,
+        progress="none",
+    )
+    runner = Runner(
+        quadratic,
+        submission,
+        hyperparameters,
+        settings,
+        tmp_path / "run",
+        record_base={"target": quadratic.describe(), "seed": 0},
+    )
+    record = runner.run()
+    assert record["status"] == "not_reached", record.get("error")
+    final = runner.state.eval_measurements[-1]["validation/loss"]
+    # Sign-based methods move each weight by at most ~lr per step, so the bar is a decrease,
+    # not convergence: a step that does nothing (ratio exactly 1) or goes uphill fails it.
+    assert final < 0.99 * initial, (
+        f"{submission_name} with its defaults took the quadratic's loss from {initial:.4g} "
+        f"to {final:.4g} in {QUADRATIC_STEPS} steps; expected a decrease of at least 1%"
+    )
+
+
+@pytest.mark.parametrize("submission_name", SUBMISSIONS)
+def test_update_params_sees_the_batch_size_from_get_batch_size(
+    submission_name, monkeypatch, results_dir
+):
+    """Through launch, which asks get_batch_size; 24 is nobody's default."""
+    overrides = [
+        f"submission={submission_name}",
+        "submission.batch_size=24",
+        "workload=friedman",
+        *TINY["friedman"],
+        "max_steps=2",
+        "progress=none",
+        "checkpoint=false",
+    ]
+    cls = get_class(compose_config(overrides, results_dir).submission._target_)
+    seen: list[int] = []
+    original_update_params = cls.update_params
+
+    def spy(self, workload, params, types, model_state, hp, batch, *args, **kwargs):
+        seen.append(batch["inputs"].shape[0])
+        assert self.get_batch_size(workload.name) == 24
+        return original_update_params(
+            self, workload, params, types, model_state, hp, batch, *args, **kwargs
+        )
+
+    monkeypatch.setattr(cls, "update_params", spy)
+    record = run_in_process(overrides, results_dir)
+    assert record["status"] != "failed", record.get("error")
+    assert seen == [24, 24] and record["batch_size"] == 24
+
+
+def learning_rates(optimizer_state) -> list[float]:
+    return [
+        group["lr"]
+        for optimizer in optimizer_state["optimizers"].values()
+        for group in optimizer.param_groups
+    ]
+
+
+@pytest.mark.parametrize("schedule_name", SCHEDULES)
+@pytest.mark.parametrize("submission_name", SUBMISSIONS)
+def test_every_schedule_can_replace_the_default(submission_name, schedule_name, quadratic):
+    swap = [f"submission/schedule={schedule_name}"]
+    cfg = submission_config(submission_name, tuple(swap))
+    submission, hyperparameters = build_submission(submission_name, swap)
+    expected = type(instantiate(cfg.submission.schedule))
+    assert type(submission.schedule) is expected
+    if not isinstance(submission, OptimizerSubmission):
+        pytest.skip("the learning rates of a five-function submission are its own business")
+    trainer = Trainer(submission, hyperparameters, quadratic, rng=0)
+    base = learning_rates(trainer.optimizer_state)
+    schedule = trainer.optimizer_state["schedule"]
+    batch = next(quadratic.build_input_queue(0, "train", 8))
+    for step in (0, QUADRATIC_STEPS // 2, QUADRATIC_STEPS - 1):
+        trainer.step(batch, step)
+        factor = schedule.factor(step, quadratic.step_hint)
+        assert learning_rates(trainer.optimizer_state) == pytest.approx(
+            [rate * factor for rate in base]
+        ), f"{submission_name} with {schedule_name} at step {step}"
+
+
+@pytest.mark.parametrize("submission_name", SUBMISSIONS)
+def test_every_submission_declares_its_schedule_batch_size_and_search_space(submission_name):
+    text = (CONF / "submission" / f"{submission_name}.yaml").read_text()
+    assert "- schedule:" in text, "name a default schedule in the defaults list"
+    cfg = submission_config(submission_name, ())
+    assert "batch_size" in cfg.submission, "declare batch_size (null: the workload's)"
+    assert cfg.submission.search_space, "give an AlgoPerf-format search_space"
+    assert cfg.submission.hyperparameters, "give default hyperparameters"
+
+
+@pytest.mark.parametrize(
+    "override, expected",
+    [
+        ("submission.search_space.learning_rate.scaling=cubic", "scaling 'cubic'"),
+        ("submission.search_space.learning_rate=0.1", "must be a mapping"),
+        ("submission.search_space.momentum.feasible_points=[0.9,fast]", "holds 'fast'"),
+        ("++submission.search_space.no_such_key={min:1,max:2,scaling:log}", "'no_such_key'"),
+    ],
+)
+def test_malformed_search_space_names_submission_key_and_valid_forms(
+    override, expected, results_dir
+):
+    with pytest.raises(UserError) as error:
+        prepare(compose_config(["submission=muon", "ruleset=external", override], results_dir))
+    message = str(error.value)
+    assert expected in message
+    assert "submission muon" in message and "search space entry" in message
+    assert "{min: <number>, max: <number>, scaling: log|linear}" in message
+    assert "feasible_points" in message
+
+
+def test_malformed_search_space_is_one_paragraph_on_the_command_line(tmp_path):
+    result = run_cli(
+        ["submission=sophia", "submission.search_space.rho.scaling=cubic", "max_steps=1"],
+        tmp_path,
+    )
+    assert result.returncode == 2
+    assert "submission sophia: search space entry 'rho'" in result.stderr
+    assert "Valid forms" in result.stderr and "Traceback" not in result.stderr

@@ -1,0 +1,296 @@
+"""`python -m harness.report`: tables, figures, hardware separation, broken and incomplete
+folders, and the parquet cache, on synthetic run folders in the real format and on real runs."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import matplotlib.image
+import numpy as np
+import pandas as pd
+import pytest
+
+from harness import figures, report, results, results_table, scoring
+from tests.conftest import ROOT, SMOKE, run_in_process
+from tests.synthetic_results import write_run, write_study_grid
+
+FAST = ["--resamples", "50", "--no-figures"]
+TIMES = {  # (submission, workload): time of each study's best trial, None = not reached
+    ("adamw", "digits"): [10.0, 12.0, 11.0],
+    ("lion", "digits"): [8.0, None, 9.0],
+    ("sgd_nesterov", "digits"): [None, None, 30.0],
+    ("adamw", "friedman"): [20.0, 22.0, 21.0],
+    ("lion", "friedman"): [40.0, 35.0, 50.0],
+    ("sgd_nesterov", "friedman"): [25.0, 19.0, 30.0],
+}
+
+
+def make_report(folder: Path, *options: str, capsys=None) -> tuple[int, str]:
+    code = report.main([str(folder), *options])
+    err = capsys.readouterr().err if capsys else ""
+    return code, err
+
+
+@pytest.fixture
+def grid(tmp_path) -> Path:
+    write_study_grid(tmp_path / "results", TIMES)
+    return tmp_path / "results"
+
+
+def test_tables_name_hardware_and_n_and_hold_the_scores(grid, capsys):
+    code, err = make_report(grid, *FAST, capsys=capsys)
+    assert code == 0, err
+    out = grid / "report"
+    board = pd.read_csv(out / "leaderboard.csv").set_index("submission")
+    # By hand: medians digits 11 / 9 / inf, friedman 21 / 40 / 25.
+    adamw = ((4 - 11 / 9) / 3 + 1) / 2
+    lion = (1 + (4 - 40 / 21) / 3) / 2
+    sgd = (0 + (4 - 25 / 21) / 3) / 2
+    assert board["score"].to_dict() == pytest.approx(
+        {"adamw": adamw, "lion": lion, "sgd_nesterov": sgd}
+    )
+    assert board.loc["lion", "speedup"] == pytest.approx(np.sqrt(11 / 9 * 21 / 40))
+    assert board.loc["sgd_nesterov", "speedup_workloads"] == 1
+    assert list(board["rank"]) == [1, 2, 3] and not board["incomplete"].any()
+
+    times = pd.read_csv(out / "time_to_target.csv")
+    lion_digits = times[(times["submission"] == "lion") & (times["workload"] == "digits")].iloc[0]
+    assert lion_digits["time_to_target"] == 9.0 and lion_digits["studies_reached"] == 2
+    assert np.isinf(lion_digits["ci_high"])  # resamples where both misses are drawn
+    assert len(pd.read_csv(out / "best_trials.csv")) == 18
+
+    markdown = (out / "leaderboard.md").read_text()
+    latex = (out / "leaderboard.tex").read_text()
+    for text in (markdown, latex):
+        assert "Synthetic CPU x4 threads" in text
+        assert "n = 3 studies per submission and workload, 5 trial(s) per study, 90 runs" in text
+    assert "sgd\\_nesterov" in latex and "\\toprule" in latex and "$\\infty$" in latex
+
+
+def test_latex_table_compiles(grid, tmp_path, capsys):
+    engine = shutil.which("pdflatex")
+    if engine is None:
+        pytest.skip("no LaTeX engine here (Debian: texlive-latex-base texlive-latex-recommended)")
+    make_report(grid, *FAST, capsys=capsys)
+    document = tmp_path / "paper.tex"
+    document.write_text(
+        "\\documentclass{article}\n\\usepackage{booktabs}\n\\begin{document}\n"
+        f"\\input{{{(grid / 'report' / 'leaderboard.tex').as_posix()}}}\n\\end{{document}}\n"
+    )
+    done = subprocess.run(
+        [engine, "-interaction=nonstopmode", "-halt-on-error", document.name],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout[-2000:]
+    assert (tmp_path / "paper.pdf").stat().st_size > 1000
+
+
+def test_figures_are_written_non_empty_and_without_overlapping_labels(tmp_path, capsys):
+    times = {  # five workloads (two rows of panels), four submissions, one with a long name
+        (s, w): [base * f, base * f * 1.1, None if s == "sgd" else base * f * 0.95]
+        for base, w in (
+            (10.0, "digits"),
+            (20.0, "friedman"),
+            (5.0, "w3"),
+            (8.0, "w4"),
+            (50.0, "shakespeare"),
+        )
+        for f, s in ((1.0, "adamw"), (1.3, "lion"), (0.8, "sgd"), (2.0, "schedule_free_adamw"))
+    }
+    write_study_grid(tmp_path, times, ruleset="self")
+    code, err = make_report(tmp_path, "--resamples", "50", capsys=capsys)
+    assert code == 0 and "figure layout" not in err, err
+    for name in ("performance_profile", "curves_time", "curves_steps", "time_to_target"):
+        assert (tmp_path / "report" / f"{name}.pdf").stat().st_size > 5000
+        image = matplotlib.image.imread(tmp_path / "report" / f"{name}.png")
+        assert image.shape[1] >= 600 and image[..., :3].std() > 0.05  # drawn, not blank
+
+
+def test_one_look_per_submission_in_every_figure(grid):
+    loaded = results_table.load(grid, use_cache=False)
+    (group,) = report.build_groups(loaded.runs, scoring.Settings(n_resamples=20))
+    looks = figures.submission_looks(["sgd_nesterov", "lion", "adamw", "lion"])
+    assert looks == figures.submission_looks(["adamw", "lion", "sgd_nesterov"])
+    caption = figures.Caption("hw", "n")
+    made = [
+        figures.profile_figure(group.board, looks, caption),
+        figures.curves_figure(
+            group.board, loaded.evaluations, group.context.targets, looks, caption, "time"
+        ),
+    ]
+    for fig in made:
+        legend = fig.legends[0]
+        for text, line in zip(legend.get_texts(), legend.get_lines(), strict=False):
+            name = text.get_text().split(" ")[0]
+            if name in looks:
+                assert line.get_color() == looks[name].color
+        assert figures.layout_problems(fig) == []
+
+
+def test_hardware_is_never_mixed_unless_asked(tmp_path, capsys):
+    write_study_grid(
+        tmp_path, {("adamw", "digits"): [10.0], ("lion", "digits"): [20.0]}, ruleset="fixed"
+    )
+    write_study_grid(
+        tmp_path,
+        {("adamw", "digits"): [5.0], ("lion", "digits"): [4.0]},
+        ruleset="fixed",
+        experiment="other_gpu",
+        hardware="cuda:NVIDIA H100",
+    )
+    for run in (tmp_path / "other_gpu").rglob(results.RECORD_FILE):  # same experiment name
+        record = json.loads(run.read_text())
+        run.write_text(json.dumps({**record, "experiment_name": "synthetic"}))
+
+    code, err = make_report(tmp_path, *FAST, capsys=capsys)
+    board = pd.read_csv(tmp_path / "report" / "leaderboard.csv")
+    assert code == 0 and "2 separate leaderboards" in err
+    assert sorted(board["hardware"].unique()) == [
+        "cpu:Synthetic CPU x4 threads",
+        "cuda:NVIDIA H100",
+    ]
+    assert (board.groupby("leaderboard")["score"].max() == 1.0).all()
+
+    code, err = make_report(tmp_path, *FAST, "--mix-hardware", capsys=capsys)
+    board = pd.read_csv(tmp_path / "report" / "leaderboard.csv")
+    assert code == 0 and board["leaderboard"].nunique() == 1
+    markdown = (tmp_path / "report" / "leaderboard.md").read_text()
+    assert "runs from different hardware are mixed" in markdown
+    assert "cuda:NVIDIA H100 (2 runs)" in markdown
+    assert "2 trial(s) were run more than once" in markdown
+
+
+def test_broken_run_folders_are_skipped_with_a_warning_naming_them(grid, capsys):
+    base = grid / "synthetic" / "external"
+    broken = {
+        "lion/digits/study_0/trial_1": lambda d: (d / results.RECORD_FILE).write_text("{oops"),
+        "lion/digits/study_0/trial_2": lambda d: (d / results.RECORD_FILE).write_text("[1, 2]"),
+        "lion/digits/study_0/trial_3": lambda d: (d / results.EVAL_FILE).write_text(
+            "global_step,accumulated_submission_time\n10,abc\n"
+        ),
+        "lion/digits/study_0/trial_4": lambda d: (d / results.RECORD_FILE).unlink(),
+        "adamw/digits/study_0/trial_3": lambda d: (d / results.EVAL_FILE).unlink(),
+        "adamw/digits/study_0/trial_4": lambda d: (d / results.EVAL_FILE).write_text(
+            "global_step,accumulated_submission_time\n10,1.0,7\n"
+        ),
+    }
+    for name, damage in broken.items():
+        damage(base / name)
+    code, err = make_report(grid, *FAST, capsys=capsys)
+    assert code == 0
+    for name in broken:
+        assert f"skipping {base / name}:" in err
+    markdown = (grid / "report" / "leaderboard.md").read_text()
+    assert "lion on digits, study 0: 1 of 5 trials finished" in markdown  # and so reported
+
+
+def test_empty_or_missing_folder_is_a_clear_error(tmp_path, capsys):
+    code, err = make_report(tmp_path, capsys=capsys)
+    assert code == 1 and "no runs under" in err and "record.json" in err
+    code, err = make_report(tmp_path / "absent", capsys=capsys)
+    assert code == 2 and "is not a folder" in err
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / results.RECORD_FILE).write_text("garbage")
+    code, err = make_report(tmp_path, capsys=capsys)
+    assert code == 1 and "none of the 1 run folder(s)" in err
+
+
+def test_incomplete_studies_are_reported_not_silently_scored(grid, capsys):
+    base = grid / "synthetic" / "external"
+    shutil.rmtree(base / "adamw/friedman/study_2/trial_3")  # 4 of 5 trials
+    write_run(grid, "lion", "digits", 1, 0, None, status="running")  # replaces a finished run
+    write_run(grid, "sgd_nesterov", "shakespeare", 0, 0, 12.0)  # nobody else ran it
+    code, err = make_report(grid, *FAST, capsys=capsys)
+    assert code == 0
+    markdown = (grid / "report" / "leaderboard.md").read_text()
+    for expected in (
+        "adamw on friedman, study 2: 4 of 5 trials finished",
+        "1 run(s) still running, left out of the scores: "
+        "synthetic/external/lion/digits/study_1/trial_0",
+        "adamw has no runs on shakespeare; counted as not reached",
+        "sgd_nesterov on shakespeare: 1 of 3 studies",
+    ):
+        assert expected in markdown and expected in err
+    assert "21.0†" in markdown  # adamw on friedman is marked in the table
+    board = pd.read_csv(grid / "report" / "leaderboard.csv").set_index("submission")
+    assert board["incomplete"].all()
+    code, _ = make_report(grid, *FAST, "--strict", capsys=capsys)
+    assert code == 1
+
+
+def test_cache_is_reused_and_follows_changes(grid, monkeypatch):
+    parsed: list[int] = []
+    real_parse = results_table.parse_runs
+
+    def counting_parse(root, run_dirs):
+        run_dirs = list(run_dirs)
+        parsed.append(len(run_dirs))
+        return real_parse(root, run_dirs)
+
+    monkeypatch.setattr(results_table, "parse_runs", counting_parse)
+    first = results_table.load(grid)
+    second = results_table.load(grid)
+    assert parsed == [90]  # the second load read the cache only
+    pd.testing.assert_frame_equal(first.runs, second.runs)
+    pd.testing.assert_frame_equal(
+        first.table().astype({"run_id": str}), second.table().astype({"run_id": str})
+    )
+
+    write_run(grid, "adamw", "digits", 0, 0, 3.0)  # rewritten: a new time
+    shutil.rmtree(grid / "synthetic/external/lion/friedman/study_2")  # removed
+    write_run(grid, "adamw", "shakespeare", 0, 0, 7.0)  # added
+    third = results_table.load(grid)
+    assert parsed[1] == 2  # the rewritten and the added run
+    runs = third.runs.set_index("run_id")
+    assert runs.loc["synthetic/external/adamw/digits/study_0/trial_0", "time_to_target"] == 3.0
+    assert len(runs) == 90 - 5 + 1
+    assert set(third.evaluations["run_id"].astype(str)) == set(runs.index)
+    fresh = results_table.load(grid, use_cache=False)
+    pd.testing.assert_frame_equal(third.runs, fresh.runs)
+
+
+def test_record_and_evaluations_disagreeing_is_a_warning(grid):
+    run_dir = write_run(grid, "adamw", "digits", 0, 0, 10.0)
+    record = json.loads((run_dir / results.RECORD_FILE).read_text())
+    (run_dir / results.RECORD_FILE).write_text(json.dumps({**record, "time_to_target": 4.0}))
+    (warning,) = results_table.load(grid, use_cache=False).warnings
+    assert "study_0/trial_0" in warning and "say 10 s" in warning
+
+
+def test_report_on_real_runs(tmp_path):
+    """Tiny real runs with a target the first evaluation meets, then the command line."""
+    results_dir = tmp_path / "results"
+    for submission in ("adamw", "lion"):
+        run_in_process(
+            [f"submission={submission}", "workload=friedman", "workload.target=100", *SMOKE],
+            results_dir,
+        )
+    done = subprocess.run(
+        [sys.executable, "-m", "harness.report", str(results_dir), *FAST],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    times = pd.read_csv(results_dir / "report" / "time_to_target.csv")
+    assert np.isfinite(times["time_to_target"]).all() and (times["steps_to_target"] == 3).all()
+    assert "| 1 |" in done.stdout and "Hardware: cpu:" in done.stdout
+
+
+def test_layout_check_finds_overlapping_and_clipped_labels():
+    fig = figures._new_figure(2.0, 1.5, figures.Caption("hw", "n"))
+    ax = fig.add_subplot()
+    ax.set_xlabel("a label long enough to be wider than the figure itself, surely")
+    ax.text(0.5, 0.5, "here")
+    ax.text(0.5, 0.5, "here too")
+    problems = figures.layout_problems(fig)
+    assert any("overlaps" in p and "here too" in p for p in problems)
+    assert any("sticks out" in p for p in problems)
