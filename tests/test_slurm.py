@@ -33,6 +33,7 @@ from tests.test_sweeps import assert_hyperparameters_match, expected_hyperparame
 
 pytestmark = pytest.mark.slurm
 WAIT_SECONDS = 300  # a shared, loaded machine can be slow; every wait still has an end
+REVOKED_CREDENTIAL_SECONDS = 2  # see `interrupt`
 
 
 def slurm(*command: str) -> str:
@@ -153,6 +154,10 @@ def interrupt(run_dir: Path, signal_job, process, log) -> dict:
     signal_job(job_id)
     wait_for(lambda: job_state(job_id) == "PENDING", f"job {job_id} requeued", process, log)
     stopped = {"record": results.read_record(run_dir), "checkpoint_step": checkpoint_step(run_dir)}
+    # slurmd refuses to start a job again within the second its credential was revoked (the
+    # kill of the requeue): "Killing non-startable batch job: Job credential revoked", and the
+    # job ends FAILED. Slurm's own ~2 minute hold avoids that; a release a moment later does too.
+    time.sleep(REVOKED_CREDENTIAL_SECONDS)
     slurm("scontrol", "update", f"JobId={job_id}", "StartTime=now")
     return stopped
 
