@@ -17,8 +17,6 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-import torch
-
 STATUSES = ("running", "reached", "not_reached", "diverged", "failed")
 DONE_STATUSES = ("reached", "not_reached", "diverged")
 EVAL_COLUMNS = (  # AlgoPerf's column names, then train/* and validation/* metrics
@@ -99,11 +97,16 @@ def write_eval_measurements(path: Path, rows: list[Mapping[str, Any]]) -> None:
     write_text(path, buffer.getvalue())
 
 
+# torch is imported where a checkpoint is touched: the report reads results without it.
 def save_checkpoint(path: Path, state: Mapping[str, Any]) -> None:
+    import torch
+
     _atomic_write(path, lambda handle: torch.save(dict(state), handle))
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
+    import torch
+
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
