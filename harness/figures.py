@@ -125,6 +125,11 @@ def _bottom_legend(fig: Figure, handles: list, width: float) -> None:
     )
 
 
+def _legend_height(labels: Sequence[str], width: float) -> float:
+    """Inches that a bottom legend of `labels` takes: ~0.16 in per row at 7 pt."""
+    return 0.16 * math.ceil(len(labels) / _legend_columns(labels, width))
+
+
 def _legend_columns(labels: Sequence[str], width: float) -> int:
     """The most columns whose estimated width fits in `width`: ~18 characters per inch at 7 pt,
     plus about 8 characters of line sample and spacing per entry."""
@@ -151,8 +156,12 @@ def profile_figure(board: Leaderboard, looks: dict[str, Look], caption: Caption)
     breaks = ratios[np.isfinite(ratios) & (ratios <= tau_max)]
     taus = np.unique(np.concatenate([[1.0, tau_max], breaks]))
     rho = performance_profile(board.times, taus)
+    labels = [
+        f"{s} ({score:.3f})" for s, score in zip(board.submissions, board.scores, strict=True)
+    ]
     with plt.rc_context(STYLE):
-        fig = _new_figure(COLUMN_WIDTH, 2.7, caption)
+        # The plot keeps its height however many submissions the legend below it lists.
+        fig = _new_figure(COLUMN_WIDTH, 2.4 + _legend_height(labels, COLUMN_WIDTH), caption)
         ax = fig.add_subplot()
         handles = []
         for k, submission in enumerate(board.submissions):
@@ -163,7 +172,7 @@ def profile_figure(board: Leaderboard, looks: dict[str, Look], caption: Caption)
                 where="post",
                 color=look.color,
                 linestyle=look.linestyle,
-                label=f"{submission} ({board.scores[k]:.3f})",
+                label=labels[k],
             )
             handles.append(line)
         ax.set_xlim(1.0, tau_max)
@@ -231,7 +240,8 @@ def curves_figure(
     rows, columns = _grid(board)
     by_run = {str(r): group for r, group in evaluations.groupby("run_id", observed=True)}
     with plt.rc_context(STYLE):
-        fig = _new_figure(FULL_WIDTH, 0.9 + 1.75 * rows, caption)
+        legend = _legend_height([*board.submissions, "target"], FULL_WIDTH)
+        fig = _new_figure(FULL_WIDTH, 0.75 + 1.75 * rows + legend, caption)
         axes = fig.subplots(rows, columns, squeeze=False).ravel()
         for ax in axes[len(board.workloads) :]:
             ax.set_visible(False)

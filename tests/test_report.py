@@ -116,6 +116,22 @@ def test_figures_are_written_non_empty_and_without_overlapping_labels(tmp_path, 
         assert image.shape[1] >= 600 and image[..., :3].std() > 0.05  # drawn, not blank
 
 
+def test_figures_stay_readable_with_every_shipped_submission(tmp_path, capsys):
+    """The first comparison has 22 submissions: the legends must not squash the plots."""
+    names = sorted(path.stem for path in (ROOT / "conf" / "submission").glob("*.yaml"))
+    assert len(names) >= 20
+    times = {
+        (name, workload): [base * (1 + k / 10), None if k % 4 == 0 else base * (2 + k / 10)]
+        for k, name in enumerate(names)
+        for base, workload in ((10.0, "digits"), (20.0, "friedman"), (50.0, "shakespeare"))
+    }
+    write_study_grid(tmp_path, times, ruleset="fixed")
+    code, err = make_report(tmp_path, "--resamples", "20", capsys=capsys)
+    assert code == 0 and "figure layout" not in err, err
+    image = matplotlib.image.imread(tmp_path / "report" / "performance_profile.png")
+    assert image.shape[0] > image.shape[1]  # grown taller for its legend, not shrunk
+
+
 def test_one_look_per_submission_in_every_figure(grid):
     loaded = results_table.load(grid, use_cache=False)
     (group,) = report.build_groups(loaded.runs, scoring.Settings(n_resamples=20))
