@@ -362,6 +362,7 @@ class OptimizerSubmission(Submission):
         global_step: int,
         rng: int,
     ) -> tuple[OptimizerState, nn.Module, ModelState]:
+        self.before_step(optimizer_state)
         self.set_learning_rates(optimizer_state, global_step)
         optimizers = optimizer_state["optimizers"].values()
         for optimizer in optimizers:
@@ -384,7 +385,34 @@ class OptimizerSubmission(Submission):
             if bool(torch.isfinite(loss)):
                 raise
         self.last_loss = loss.detach()
+        self.after_step(
+            workload,
+            current_param_container,
+            model_state,
+            batch,
+            loss_type,
+            optimizer_state,
+            global_step,
+            rng,
+        )
         return optimizer_state, current_param_container, model_state
+
+    # Hooks for submissions that add to the generic step, so they need not repeat its signature.
+    def before_step(self, optimizer_state: OptimizerState) -> None:
+        """Called first in every `update_params` (schedule-free: back to training mode)."""
+
+    def after_step(
+        self,
+        workload: Workload,
+        model: nn.Module,
+        model_state: ModelState,
+        batch: Batch,
+        loss_type: LossType,
+        optimizer_state: OptimizerState,
+        global_step: int,
+        rng: int,
+    ) -> None:
+        """Called last in every `update_params` (Sophia: its periodic Hessian estimate)."""
 
     # -- checkpointing ------------------------------------------------------------------------
     def optimizer_state_dict(self, optimizer_state: OptimizerState) -> dict[str, Any]:

@@ -13,8 +13,6 @@ from __future__ import annotations
 from torch import nn
 
 from harness.spec import (
-    Batch,
-    EvalResults,
     Hyperparameters,
     LossType,
     ModelState,
@@ -26,35 +24,9 @@ from submissions.generic import OptimizerSubmission
 
 
 class ScheduleFreeSubmission(OptimizerSubmission):
-    def update_params(
-        self,
-        workload: Workload,
-        current_param_container: nn.Module,
-        current_params_types: dict[str, ParameterType],
-        model_state: ModelState,
-        hyperparameters: Hyperparameters,
-        batch: Batch,
-        loss_type: LossType,
-        optimizer_state: OptimizerState,
-        eval_results: EvalResults,
-        global_step: int,
-        rng: int,
-    ) -> tuple[OptimizerState, nn.Module, ModelState]:
+    def before_step(self, optimizer_state: OptimizerState) -> None:
         for optimizer in optimizer_state["optimizers"].values():
             optimizer.train()  # a no-op unless the last call was prepare_for_eval
-        return super().update_params(
-            workload,
-            current_param_container,
-            current_params_types,
-            model_state,
-            hyperparameters,
-            batch,
-            loss_type,
-            optimizer_state,
-            eval_results,
-            global_step,
-            rng,
-        )
 
     def prepare_for_eval(
         self,

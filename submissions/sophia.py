@@ -19,13 +19,10 @@ from torch import nn
 
 from harness.spec import (
     Batch,
-    EvalResults,
     ForwardPassMode,
-    Hyperparameters,
     LossType,
     ModelState,
     OptimizerState,
-    ParameterType,
     Workload,
 )
 from submissions.generic import OptimizerSubmission
@@ -136,38 +133,21 @@ def sample_labels(
 class SophiaSubmission(OptimizerSubmission):
     """The generic step, plus a GNB Hessian estimate after every k-th step (as the authors do)."""
 
-    def update_params(
+    def after_step(
         self,
         workload: Workload,
-        current_param_container: nn.Module,
-        current_params_types: dict[str, ParameterType],
+        model: nn.Module,
         model_state: ModelState,
-        hyperparameters: Hyperparameters,
         batch: Batch,
         loss_type: LossType,
         optimizer_state: OptimizerState,
-        eval_results: EvalResults,
         global_step: int,
         rng: int,
-    ) -> tuple[OptimizerState, nn.Module, ModelState]:
-        optimizer_state, model, model_state = super().update_params(
-            workload,
-            current_param_container,
-            current_params_types,
-            model_state,
-            hyperparameters,
-            batch,
-            loss_type,
-            optimizer_state,
-            eval_results,
-            global_step,
-            rng,
-        )
+    ) -> None:
         optimizer: SophiaG = optimizer_state["optimizers"]["optimizer"]
         interval = optimizer.defaults["hessian_update_interval"]
         if global_step % interval == interval - 1:
             self.estimate_hessian(workload, model, model_state, batch, loss_type, optimizer, rng)
-        return optimizer_state, model, model_state
 
     def estimate_hessian(
         self,

@@ -1,5 +1,6 @@
 """Sophia-G's Gauss-Newton-Bartlett estimator against the Gauss-Newton diagonal computed by hand
-for a linear model, for both losses the workloads use."""
+for a linear model, for both losses the workloads use; and the estimate is taken every k-th step
+of a real run."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import torch
 
 from harness.spec import LossType
 from submissions.sophia import sample_labels
+from tests.test_conformance import Trainer, build_submission, tiny_workloads  # noqa: F401
 from workloads.common import mean_squared_error, softmax_cross_entropy
 
 BATCH, FEATURES, CLASSES, DRAWS = 16, 3, 4, 4000
@@ -54,3 +56,22 @@ def test_cross_entropy_estimate_matches_the_gauss_newton_diagonal(inputs):
     probabilities = torch.softmax(inputs @ weight.T, dim=-1)
     exact = (probabilities * (1 - probabilities)).T @ inputs**2 / BATCH
     torch.testing.assert_close(estimate, exact, rtol=0.1, atol=0.0)
+
+
+@pytest.mark.parametrize("workload_name", ["friedman", "digits"])
+def test_the_hessian_estimate_is_taken_every_kth_step(workload_name, tiny_workloads):  # noqa: F811
+    submission, hyperparameters = build_submission("sophia", ["submission.batch_size=8"])
+    workload = tiny_workloads[workload_name]
+    trainer = Trainer(submission, hyperparameters, workload, rng=0)
+    optimizer = trainer.optimizer_state["optimizers"]["optimizer"]
+    interval = optimizer.defaults["hessian_update_interval"]
+    queue = workload.build_input_queue(0, "train", 8)
+
+    def hessian_sum() -> float:
+        return sum(float(state["hessian"].abs().sum()) for state in optimizer.state.values())
+
+    for step in range(interval - 1):
+        trainer.step(next(queue), step)
+    assert hessian_sum() == 0.0, "no estimate before the k-th step"
+    trainer.step(next(queue), interval - 1)
+    assert hessian_sum() > 0.0, "the k-th step must update the Hessian estimate"
