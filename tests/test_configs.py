@@ -20,6 +20,13 @@ def test_workload_config_builds(workload, results_dir):
     assert built.validation_target_value == cfg.workload.target
 
 
+@pytest.mark.parametrize("family", ["digits", "friedman", "shakespeare", "cifar", "california"])
+def test_an_unknown_activation_names_the_choices(family, results_dir):
+    cfg = compose_config([f"workload={family}", "workload.activation=swish"], results_dir)
+    with pytest.raises(Exception, match=r"unknown activation 'swish'; choose one of \[.*'gelu'"):
+        build(cfg.workload, "workload")
+
+
 @pytest.mark.parametrize("submission", group_choices("submission"))
 def test_submission_config_builds_and_validates(submission, results_dir):
     cfg = compose_config([f"submission={submission}"], results_dir)

@@ -3,7 +3,8 @@ datasets that fit in device memory as tensors. Nothing here knows about the cloc
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -11,6 +12,21 @@ from torch import nn
 
 from harness.data import EpochBatchIndices, fixed_batches
 from harness.spec import Batch, ForwardPassMode, LossOutput, LossType, ModelState, Workload
+
+# The activations a workload's `activation` key may name (its variants swap them).
+ACTIVATIONS: dict[str, type[nn.Module]] = {
+    "relu": nn.ReLU,
+    "gelu": nn.GELU,
+    "silu": nn.SiLU,
+    "tanh": nn.Tanh,
+}
+
+
+def choose(workload: str, what: str, value: str, choices: Mapping[str, Any]) -> Any:
+    """`choices[value]`, or a ValueError that names the workload, the key and the choices."""
+    if value not in choices:
+        raise ValueError(f"{workload}: unknown {what} {value!r}; choose one of {sorted(choices)}")
+    return choices[value]
 
 
 def _reduce(per_example: torch.Tensor, mask_batch: torch.Tensor | None) -> LossOutput:

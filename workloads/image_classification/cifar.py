@@ -26,9 +26,9 @@ from harness.data import derive_seed
 from harness.errors import DatasetMissingError, UserError
 from harness.spec import Batch, ForwardPassMode, ModelState
 from workloads.accelerate import Acceleration
-from workloads.common import ClassificationWorkload
+from workloads.common import ACTIVATIONS, ClassificationWorkload, choose
 from workloads.image_classification.augment import random_cutout, random_flip, random_translate
-from workloads.image_classification.resnet import ACTIVATIONS, MODELS
+from workloads.image_classification.resnet import MODELS
 
 try:  # numpy >= 2 keeps it in numpy._core; the CIFAR files (numpy 1, Python 2) name numpy.core
     from numpy._core.multiarray import _reconstruct
@@ -165,17 +165,10 @@ class CifarWorkload(ClassificationWorkload):
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
-        for value, choices, what in (
-            (model, MODELS, "model"),
-            (activation, ACTIVATIONS, "activation"),
-        ):
-            if value not in choices:
-                raise ValueError(
-                    f"{self.name}: unknown {what} {value!r}; choose one of {sorted(choices)}"
-                )
+        self.model_class = choose(self.name, "model", model, MODELS)
+        self.activation = choose(self.name, "activation", activation, ACTIVATIONS)
         if not 0 <= translate < IMAGE_SHAPE[1] or cutout < 0:
             raise ValueError(f"{self.name}: translate must be in 0..31 and cutout >= 0")
-        self.model_class, self.activation = MODELS[model], ACTIVATIONS[activation]
         self.width = width
         self.translate, self.flip, self.cutout = translate, flip, cutout
         self.speed_settings = dict(bf16=bf16, channels_last=channels_last, compile=compile)

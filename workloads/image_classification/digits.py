@@ -11,7 +11,7 @@ from torch import nn
 
 from harness.data import derive_seed
 from harness.spec import Batch, ModelState
-from workloads.common import ClassificationWorkload
+from workloads.common import ACTIVATIONS, ClassificationWorkload, choose
 from workloads.image_classification.augment import random_translate
 
 NUM_VALIDATION = 360
@@ -38,20 +38,13 @@ class DigitsCNN(nn.Module):
         return self.head(self.features(images))
 
 
-ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "gelu": nn.GELU, "silu": nn.SiLU}
-
-
 class DigitsWorkload(ClassificationWorkload):
     def __init__(
         self, width: int = 32, activation: str = "relu", augment: bool = True, **kwargs
     ) -> None:
         super().__init__(**kwargs)
-        if activation not in ACTIVATIONS:
-            raise ValueError(
-                f"digits: unknown activation {activation!r}; choose one of {sorted(ACTIVATIONS)}"
-            )
         self.width = width
-        self.activation = ACTIVATIONS[activation]
+        self.activation = choose("digits", "activation", activation, ACTIVATIONS)
         self.use_augmentation = augment
 
     def setup(self, device: torch.device) -> None:

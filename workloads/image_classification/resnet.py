@@ -13,8 +13,6 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "gelu": nn.GELU, "silu": nn.SiLU}
-
 
 def conv_bn(c_in: int, c_out: int, activation: type[nn.Module], stride: int = 1) -> nn.Sequential:
     return nn.Sequential(

@@ -15,11 +15,16 @@ from torch import nn
 
 from harness.data import derive_seed, fixed_batches
 from harness.spec import Batch, LossType, ModelState
-from workloads.common import ClassificationWorkload, InMemoryWorkload, softmax_cross_entropy
+from workloads.common import (
+    ACTIVATIONS,
+    ClassificationWorkload,
+    InMemoryWorkload,
+    choose,
+    softmax_cross_entropy,
+)
 from workloads.language_model import corpus
 from workloads.language_model.gpt import GPT
 
-ACTIVATIONS: dict[str, type[nn.Module]] = {"gelu": nn.GELU, "relu": nn.ReLU, "silu": nn.SiLU}
 NORMS: dict[str, type[nn.Module]] = {"layernorm": nn.LayerNorm, "rmsnorm": nn.RMSNorm}
 
 
@@ -57,21 +62,13 @@ class ShakespeareWorkload(InMemoryWorkload):
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
-        for value, choices, what in (
-            (activation, ACTIVATIONS, "activation"),
-            (norm, NORMS, "norm"),
-        ):
-            if value not in choices:
-                raise ValueError(
-                    f"shakespeare: unknown {what} {value!r}; choose one of {sorted(choices)}"
-                )
         self.context_length = context_length
         self.model_kwargs = dict(
             width=width,
             depth=depth,
             num_heads=num_heads,
-            activation=ACTIVATIONS[activation],
-            norm=NORMS[norm],
+            activation=choose("shakespeare", "activation", activation, ACTIVATIONS),
+            norm=choose("shakespeare", "norm", norm, NORMS),
         )
         self.eval_tokens = eval_tokens
 

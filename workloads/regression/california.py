@@ -18,8 +18,8 @@ from torch import nn
 from harness import datasets
 from harness.errors import DatasetMissingError
 from harness.spec import LossType, ModelState
-from workloads.common import InMemoryWorkload
-from workloads.regression.friedman import ACTIVATIONS, MLP, FriedmanWorkload
+from workloads.common import ACTIVATIONS, InMemoryWorkload, choose
+from workloads.regression.friedman import MLP, FriedmanWorkload
 
 SPLIT_SEED = 0
 CACHE_FILE = "cal_housing_py3.pkz"  # what scikit-learn's fetcher writes and reads
@@ -59,13 +59,9 @@ class CaliforniaWorkload(InMemoryWorkload):
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
-        if activation not in ACTIVATIONS:
-            raise ValueError(
-                f"{self.name}: unknown activation {activation!r}; choose one of "
-                f"{sorted(ACTIVATIONS)}"
-            )
         self.num_validation = num_validation
-        self.width, self.depth, self.activation = width, depth, ACTIVATIONS[activation]
+        self.width, self.depth = width, depth
+        self.activation = choose(self.name, "activation", activation, ACTIVATIONS)
 
     def setup(self, device: torch.device) -> None:
         self.device = device

@@ -11,14 +11,7 @@ import torch
 from torch import nn
 
 from harness.spec import Batch, LossType, ModelState
-from workloads.common import InMemoryWorkload, mean_squared_error
-
-ACTIVATIONS: dict[str, type[nn.Module]] = {
-    "relu": nn.ReLU,
-    "gelu": nn.GELU,
-    "silu": nn.SiLU,
-    "tanh": nn.Tanh,
-}
+from workloads.common import ACTIVATIONS, InMemoryWorkload, choose, mean_squared_error
 
 
 class MLP(nn.Module):
@@ -50,12 +43,9 @@ class FriedmanWorkload(InMemoryWorkload):
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
-        if activation not in ACTIVATIONS:
-            raise ValueError(
-                f"friedman: unknown activation {activation!r}; choose one of {sorted(ACTIVATIONS)}"
-            )
         self.num_train, self.num_validation, self.noise = num_train, num_validation, noise
-        self.width, self.depth, self.activation = width, depth, ACTIVATIONS[activation]
+        self.width, self.depth = width, depth
+        self.activation = choose("friedman", "activation", activation, ACTIVATIONS)
 
     def setup(self, device: torch.device) -> None:
         from sklearn.datasets import make_friedman1
