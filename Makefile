@@ -18,7 +18,7 @@ venv: $(STAMP)
 
 demo: $(STAMP)  ## adamw vs lion on the three embedded workloads, then a table
 	$(BIN)/python run.py experiment=demo
-	$(BIN)/python -m harness.summary results/demo
+	$(BIN)/python -m harness.report.summary results/demo
 
 RESULTS ?= results/demo
 report: $(STAMP)  ## leaderboards, LaTeX table and figures for RESULTS (default results/demo)

@@ -24,7 +24,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from harness import report, results_table, scoring  # noqa: E402
+from harness.report import cli as report  # noqa: E402
+from harness.report import load as results_table  # noqa: E402
+from harness.report import scoring  # noqa: E402
 from tests.synthetic_results import write_run  # noqa: E402
 
 SUBMISSIONS, WORKLOADS, TRIALS = 10, 10, 5

@@ -18,7 +18,6 @@ from typing import Any
 import torch
 from torch import nn
 
-from harness.schedules import Schedule
 from harness.spec import (
     Batch,
     EvalResults,
@@ -32,6 +31,7 @@ from harness.spec import (
     Workload,
 )
 from harness.tuning import SearchSpaceError
+from submissions.schedules import Schedule
 
 # Hyperparameters the harness itself consumes (not passed to the optimizer).
 HARNESS_HYPERPARAMETERS = {

@@ -74,8 +74,8 @@ def compose_config(overrides: list[str], results_dir: Path) -> DictConfig:
 def offline_datasets(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """A data folder holding small files in the real formats of the downloaded datasets, named
     by $OPTBENCH_DATA_DIR for the session (as a user would place them when offline)."""
-    from harness import datasets
     from tests import fake_datasets
+    from workloads import datasets
     from workloads.image_classification import cifar
 
     folder = tmp_path_factory.mktemp("data")

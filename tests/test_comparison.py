@@ -1,11 +1,11 @@
-"""The comparison table (benchmarks/comparison.py) from synthetic run folders whose answers are
+"""The comparison table (harness/report/comparison.py) from synthetic run folders whose answers are
 known, and the sweep that feeds it (conf/experiment/comparison.yaml)."""
 
 from __future__ import annotations
 
 from hydra import compose, initialize_config_dir
 
-from benchmarks import comparison
+from harness.report import comparison
 from tests.conftest import CONF, EMBEDDED_WORKLOADS
 from tests.synthetic_results import HARDWARE, write_run
 

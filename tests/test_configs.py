@@ -6,8 +6,8 @@ import pytest
 from hydra.utils import instantiate
 
 from harness.launch import build, prepare
-from harness.schedules import Schedule
 from harness.spec import Submission, Workload
+from submissions.schedules import Schedule
 from tests.conftest import compose_config, group_choices
 
 

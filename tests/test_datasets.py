@@ -16,12 +16,12 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 
-from harness import datasets
 from harness.errors import DatasetMissingError, UserError
 from harness.launch import build
 from harness.spec import ForwardPassMode
 from tests import fake_datasets
 from tests.conftest import CONF, compose_config, run_in_process
+from workloads import datasets
 from workloads.image_classification import cifar
 from workloads.image_classification.augment import random_cutout, random_flip, random_translate
 

@@ -15,7 +15,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from harness import figures, report, results, results_table, scoring
+from harness import results
+from harness.report import cli as report
+from harness.report import figures, scoring
+from harness.report import load as results_table
 from tests.conftest import ROOT, SMOKE, run_in_process
 from tests.synthetic_results import write_run, write_study_grid
 

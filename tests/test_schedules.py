@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 
-from harness.schedules import Constant, WarmupCosine, WarmupLinear, WarmupStableDecay
+from submissions.schedules import Constant, WarmupCosine, WarmupLinear, WarmupStableDecay
 
 TOTAL = 1000
 

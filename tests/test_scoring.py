@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from harness import results_table, scoring
+from harness.report import load as results_table
+from harness.report import scoring
 from tests.synthetic_results import write_study_grid
 
 INF = math.inf

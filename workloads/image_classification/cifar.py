@@ -1,7 +1,7 @@
 """`cifar`: CIFAR-10 from the official python archive, with a fast ResNet (default) or ResNet-18.
 
 The archive is downloaded once from its canonical URL into the data folder, checked against its
-published md5 and its six pickled batches extracted (harness/datasets.py says where and how).
+published md5 and its six pickled batches extracted (workloads/datasets.py says where and how).
 Every setup parses the batches with an unpickler that admits only the numpy globals those files
 contain, moves all 60,000 images to the device as one uint8 tensor and normalises them there,
 once. The official test batch is the validation set. Augmentation (reflect-pad crop, flip,
@@ -21,10 +21,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from harness import datasets
 from harness.data import derive_seed
 from harness.errors import DatasetMissingError, UserError
 from harness.spec import Batch, ForwardPassMode, ModelState
+from workloads import datasets
 from workloads.accelerate import Acceleration
 from workloads.common import ACTIVATIONS, ClassificationWorkload, choose
 from workloads.image_classification.augment import random_cutout, random_flip, random_translate

@@ -17,9 +17,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from harness import datasets
 from harness.errors import UserError
 from harness.spec import Batch, ForwardPassMode, ModelState
+from workloads import datasets
 from workloads.accelerate import Acceleration
 from workloads.language_model import corpus as plays
 from workloads.language_model.gpt import GPT

@@ -15,9 +15,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from harness import datasets
 from harness.errors import DatasetMissingError
 from harness.spec import LossType, ModelState
+from workloads import datasets
 from workloads.common import ACTIVATIONS, InMemoryWorkload, choose
 from workloads.regression.friedman import MLP, FriedmanWorkload
 

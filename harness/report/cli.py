@@ -17,7 +17,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from harness import figures, results, results_table, scoring, tables
+from harness import results
+from harness.report import figures, scoring, tables
+from harness.report import load as results_table
 
 RUN_LIST_LIMIT = 5  # run folders named in one warning line; the rest are counted
 

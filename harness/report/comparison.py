@@ -1,7 +1,7 @@
 """Turn a results folder of the comparison sweep into a Markdown table (docs/comparison.md).
 
     python run.py experiment=comparison
-    python benchmarks/comparison.py results/comparison --output docs/comparison.md
+    python -m harness.report.comparison results/comparison --output docs/comparison.md
 
 Per workload and submission: how many studies reached the target (k/n), the median
 time-to-target over all n studies with its range, and the median steps-to-target. A study that
@@ -27,7 +27,7 @@ from harness import results
 
 REGENERATE = (
     "python run.py experiment=comparison\n"
-    "python benchmarks/comparison.py results/comparison --output docs/comparison.md"
+    "python -m harness.report.comparison results/comparison --output docs/comparison.md"
 )
 MISS_STATUSES = ("not_reached", "diverged", "failed")
 

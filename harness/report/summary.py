@@ -1,6 +1,6 @@
 """Print one line per run found under a results folder: the quick look after a sweep.
 
-    python -m harness.summary results/demo
+    python -m harness.report.summary results/demo
 
 Reads record.json files only; never trains, never scores (harness/report.py scores).
 """

@@ -30,7 +30,7 @@ from matplotlib.ticker import (
     NullFormatter,
 )
 
-from harness.scoring import Leaderboard, performance_profile, performance_ratios
+from harness.report.scoring import Leaderboard, performance_profile, performance_ratios
 
 COLUMN_WIDTH = 3.25  # inches: one column of a two-column paper
 FULL_WIDTH = 6.75

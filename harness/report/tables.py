@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from harness.scoring import Leaderboard
+from harness.report.scoring import Leaderboard
 
 
 @dataclass
