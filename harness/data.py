@@ -12,6 +12,13 @@ import torch
 
 _MIX = 0x9E3779B97F4A7C15  # golden-ratio constant: spreads (seed, counter) pairs over 64 bits
 
+# The random streams of a run: derive_seed(seed, counter, salt), one salt per use. The values
+# are part of every result (changing one changes every run), hence fixed numbers.
+EPOCH_ORDER = 1  # the permutation of each epoch (counter: the epoch)
+PREPARE_FOR_EVAL = 1  # the runner's rng for prepare_for_eval (counter: the step)
+AUGMENTATION = 2  # image workloads: crops, shifts and flips of a step's batch
+WINDOWS = 3  # language workloads: where a step's text windows start
+
 
 def derive_seed(*parts: int) -> int:
     """A 63-bit seed from integers, stable across processes (unlike Python's hash)."""
@@ -21,9 +28,16 @@ def derive_seed(*parts: int) -> int:
     return value & 0x7FFFFFFFFFFFFFFF
 
 
-def step_generator(seed: int, step: int, salt: int = 0) -> torch.Generator:
-    """A CPU generator for the randomness of one training step (augmentation, sampling)."""
-    return torch.Generator().manual_seed(derive_seed(seed, step, salt))
+def step_seed(seed: int, step: int) -> int:
+    """The rng the runner hands to data_selection and update_params at `step`."""
+    return derive_seed(seed, step)
+
+
+def step_generator(
+    seed: int, step: int, salt: int, device: torch.device | str = "cpu"
+) -> torch.Generator:
+    """A generator for one step's randomness of one kind (`salt`: AUGMENTATION, WINDOWS)."""
+    return torch.Generator(device).manual_seed(derive_seed(seed, step, salt))
 
 
 class EpochBatchIndices:
@@ -48,7 +62,7 @@ class EpochBatchIndices:
     def __call__(self, step: int) -> torch.Tensor:
         epoch, position = divmod(step, self.steps_per_epoch)
         if epoch != self._epoch:
-            generator = torch.Generator().manual_seed(derive_seed(self.seed, epoch, 1))
+            generator = torch.Generator().manual_seed(derive_seed(self.seed, epoch, EPOCH_ORDER))
             permutation = torch.randperm(self.num_examples, generator=generator)
             self._permutation = permutation.to(self.device)
             self._epoch = epoch

@@ -3,9 +3,11 @@
 A submission YAML names the optimizer class by `_target_` (torch.optim, pytorch_optimizer,
 schedulefree, ...), a schedule, default hyperparameters and a search space; this class turns
 hyperparameters into optimizer keyword arguments and implements AlgoPerf's five functions.
-Submissions that need more (several optimizers, extra passes, mode switches) subclass it and
-override the hooks `build_optimizers`, `training_loss` and `step`, keeping validation and
-checkpointing. It never reads the clock and never decides when to evaluate: the runner does.
+Submissions that need more subclass it and override its hooks, keeping validation and
+checkpointing: `build_optimizers` (several optimizers or parameter groups: muon.py),
+`before_step` (schedule_free.py: back to training mode) and `after_step` (sophia.py: its
+periodic Hessian estimate). It never reads the clock and never decides when to evaluate: the
+runner does.
 """
 
 from __future__ import annotations
@@ -284,28 +286,6 @@ class OptimizerSubmission(Submission):
             "optimizer": self.optimizer(model.parameters(), lr=learning_rate, **optimizer_kwargs)
         }
 
-    def training_loss(
-        self,
-        workload: Workload,
-        model: nn.Module,
-        model_state: ModelState,
-        batch: Batch,
-        optimizer_state: OptimizerState,
-        rng: int,
-    ) -> tuple[torch.Tensor, ModelState, torch.Tensor]:
-        """(mean loss, new model_state, logits) of one training forward pass."""
-        logits, model_state = workload.model_fn(
-            model, batch, model_state, ForwardPassMode.TRAIN, rng, update_batch_norm=True
-        )
-        losses = workload.loss_fn(
-            batch["targets"], logits, batch.get("weights"), optimizer_state["label_smoothing"]
-        )
-        return losses["summed"] / losses["n_valid_examples"], model_state, logits
-
-    def step(self, optimizer: torch.optim.Optimizer, loss: torch.Tensor, model: nn.Module) -> None:
-        """One optimizer step; subclasses override for optimizers that need a closure."""
-        optimizer.step()
-
     # -- the five submission functions ---------------------------------------------------------
     def get_batch_size(self, workload_name: str) -> int | None:
         if isinstance(self.batch_size, Mapping):
@@ -367,9 +347,18 @@ class OptimizerSubmission(Submission):
         optimizers = optimizer_state["optimizers"].values()
         for optimizer in optimizers:
             optimizer.zero_grad(set_to_none=True)
-        loss, model_state, _ = self.training_loss(
-            workload, current_param_container, model_state, batch, optimizer_state, rng
+        logits, model_state = workload.model_fn(
+            current_param_container,
+            batch,
+            model_state,
+            ForwardPassMode.TRAIN,
+            rng,
+            update_batch_norm=True,
         )
+        losses = workload.loss_fn(
+            batch["targets"], logits, batch.get("weights"), optimizer_state["label_smoothing"]
+        )
+        loss = losses["summed"] / losses["n_valid_examples"]
         loss.backward()
         if optimizer_state["grad_clip_norm"] is not None:
             nn.utils.clip_grad_norm_(
@@ -377,7 +366,7 @@ class OptimizerSubmission(Submission):
             )
         try:
             for optimizer in optimizers:
-                self.step(optimizer, loss, current_param_container)
+                optimizer.step()
         except RuntimeError:
             # Optimizers that factorise matrices (Shampoo's SVD) raise on non-finite gradients.
             # That is a divergence: hand the runner the non-finite loss, which it records as

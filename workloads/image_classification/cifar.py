@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from harness.data import derive_seed
+from harness.data import AUGMENTATION, step_generator
 from harness.errors import DatasetMissingError, UserError
 from harness.spec import Batch, ForwardPassMode, ModelState
 from workloads import datasets
@@ -189,7 +189,7 @@ class CifarWorkload(ClassificationWorkload):
 
     def augment(self, batch: Batch, seed: int, step: int) -> Batch:
         # A generator on the data's device: no per-step host-to-device copy (and so no sync).
-        generator = torch.Generator(self.device).manual_seed(derive_seed(seed, step, 2))
+        generator = step_generator(seed, step, AUGMENTATION, self.device)
         images = batch["inputs"]
         if self.translate:
             images = random_translate(images, self.translate, generator, padding_mode="reflect")

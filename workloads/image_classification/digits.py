@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from harness.data import derive_seed
+from harness.data import AUGMENTATION, step_generator
 from harness.spec import Batch, ModelState
 from workloads.common import ACTIVATIONS, ClassificationWorkload, choose
 from workloads.image_classification.augment import random_translate
@@ -65,7 +65,7 @@ class DigitsWorkload(ClassificationWorkload):
     def augment(self, batch: Batch, seed: int, step: int) -> Batch:
         if not self.use_augmentation:
             return batch
-        generator = torch.Generator().manual_seed(derive_seed(seed, step, 2))
+        generator = step_generator(seed, step, AUGMENTATION)
         shifted = random_translate(batch["inputs"], 1, generator, fill=self.background)
         return {**batch, "inputs": shifted}
 

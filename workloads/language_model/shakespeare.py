@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from harness.data import derive_seed, fixed_batches
+from harness.data import WINDOWS, fixed_batches, step_generator
 from harness.spec import Batch, LossType, ModelState
 from workloads.common import (
     ACTIVATIONS,
@@ -107,7 +107,7 @@ class ShakespeareWorkload(InMemoryWorkload):
         high = len(self.train_tokens) - self.context_length - 1
         step = start_step
         while True:
-            generator = torch.Generator().manual_seed(derive_seed(seed, step, 3))
+            generator = step_generator(seed, step, WINDOWS)
             starts = torch.randint(0, high, (global_batch_size,), generator=generator)
             inputs, targets = windows(
                 self.train_tokens, starts.to(self.device), self.context_length
