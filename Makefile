@@ -6,7 +6,7 @@ TORCH ?= torch==2.13.0
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo report test lint clean slurm-up slurm-down
+.PHONY: venv demo report test test-fast lint clean slurm-up slurm-down
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,9 @@ report: $(STAMP)  ## leaderboards, LaTeX table and figures for RESULTS (default 
 
 test: $(STAMP)  ## the whole test suite (slow and slurm tests included)
 	$(BIN)/python -m pytest
+
+test-fast: $(STAMP)  ## the quick subset while developing: no slow, no slurm tests, 2 workers
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -m "not slow and not slurm" -n 2
 
 slurm-up:  ## a real single-node Slurm on this machine (as root; installs Debian's packages if missing)
 	bash slurm/up.sh

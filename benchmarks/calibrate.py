@@ -21,9 +21,7 @@ sys.path.insert(0, str(ROOT))
 
 from hydra import compose, initialize_config_dir  # noqa: E402
 
-from harness import config, launch  # noqa: E402
-
-config.register()
+from harness import launch  # noqa: E402
 
 
 def run_seed(overrides: list[str], study: int, results_dir: Path) -> dict:
@@ -59,15 +57,15 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as results_dir:
         records = [run_seed(args.overrides, k, Path(results_dir)) for k in range(args.seeds)]
-    reached = [r for r in records if r["status"] == "reached"]
-    times = [r["time_to_target"] for r in reached]
-    steps = [float(r["steps_to_target"]) for r in reached]
-    finals = [r["final_validation_metric"] for r in records if r["final_validation_metric"]]
+    reached = [r for r in records if r.status == "reached"]
+    times = [r.time_to_target for r in reached]
+    steps = [float(r.steps_to_target) for r in reached]
+    finals = [r.final_validation_metric for r in records if r.final_validation_metric]
     print(
         f"{' '.join(args.overrides)}: reached {len(reached)}/{len(records)} | "
         f"time_to_target {describe(times, ' s')} | steps_to_target {describe(steps, '')} | "
-        f"final metric {describe(finals)} | statuses {[r['status'] for r in records]} | "
-        f"hardware {records[0]['hardware']}"
+        f"final metric {describe(finals)} | statuses {[r.status for r in records]} | "
+        f"hardware {records[0].hardware}"
     )
 
 

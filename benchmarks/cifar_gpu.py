@@ -33,9 +33,7 @@ sys.path.insert(0, str(ROOT))
 from hydra import compose, initialize_config_dir  # noqa: E402
 from hydra.utils import instantiate  # noqa: E402
 
-from harness import config, environment, launch  # noqa: E402
-
-config.register()
+from harness import environment, launch  # noqa: E402
 
 
 def compose_run(args: argparse.Namespace, seed: int, results_dir: str):
@@ -57,7 +55,7 @@ def compose_run(args: argparse.Namespace, seed: int, results_dir: str):
 def harness_run(args: argparse.Namespace, seed: int) -> tuple[float | None, int | None]:
     with tempfile.TemporaryDirectory() as results_dir:
         record = launch.run(compose_run(args, seed, results_dir))
-    return record["time_to_target"], record["steps_to_target"]
+    return record.time_to_target, record.steps_to_target
 
 
 def bare_run(workload, cfg, hyperparameters, batch_size, seed, device, budget_sec: float):

@@ -30,12 +30,9 @@ sys.path.insert(0, str(ROOT))
 
 from hydra import compose, initialize_config_dir  # noqa: E402
 
-from harness import config  # noqa: E402
-from harness.launch import prepare  # noqa: E402
+from harness.launch import prepare, standalone_record  # noqa: E402
 from harness.runner import Runner, RunSettings  # noqa: E402
 from harness.spec import LossType  # noqa: E402
-
-config.register()
 
 
 def load(workload_name: str):
@@ -63,12 +60,12 @@ def harness_seconds(workload, submission, hyperparameters, steps: int) -> float:
             SimpleNamespace(**hyperparameters),
             settings,
             Path(run_dir),
-            record_base={"target": workload.describe()},
+            standalone_record(workload),
         )
         start = time.perf_counter()
         record = runner.run()
         total = time.perf_counter() - start
-    return total - record["accumulated_eval_time"] - record["accumulated_logging_time"]
+    return total - record.accumulated_eval_time - record.accumulated_logging_time
 
 
 def bare_seconds(workload, submission, hyperparameters, steps: int) -> float:

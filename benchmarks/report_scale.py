@@ -3,7 +3,7 @@ cold (no parquet cache) and warm (cache present), and warm after one run changed
 
 The folder is written in the real results format (tests/synthetic_results.py): 10
 submissions x 10 workloads x 20 studies x 5 trials, external ruleset. "load" is
-harness.results_table.load (every record.json, config.yaml and eval_measurements.csv, or the
+harness.load.load (every record.json, config.yaml and eval_measurements.csv, or the
 cache); "score" is report.build_groups (grouping, completeness audit, best trials, medians,
 scores and bootstrap intervals with 2000 resamples). Rounds alternate cold and warm; prints
 medians with the min-max spread over rounds; never asserts.
@@ -25,8 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from harness.report import cli as report  # noqa: E402
-from harness.report import load as results_table  # noqa: E402
-from harness.report import scoring  # noqa: E402
+from harness.report import load, scoring  # noqa: E402
 from tests.synthetic_results import write_run  # noqa: E402
 
 SUBMISSIONS, WORKLOADS, TRIALS = 10, 10, 5
@@ -77,14 +76,14 @@ def main() -> None:
     settings = scoring.Settings(baseline="submission_0")
     measured: dict[str, list[float]] = {k: [] for k in ("cold", "warm", "one changed", "score")}
     for _ in range(args.rounds):
-        results_table.clear_cache(root)
-        seconds, loaded = timed(results_table.load, root)
+        load.clear_cache(root)
+        seconds, loaded = timed(load.load, root)
         measured["cold"].append(seconds)
-        seconds, warm = timed(results_table.load, root)
+        seconds, warm = timed(load.load, root)
         measured["warm"].append(seconds)
         first = warm.runs.iloc[0]
         write_run(root, first["submission"], first["workload"], 0, 0, 60.0, n_evals=args.evals)
-        measured["one changed"].append(timed(results_table.load, root)[0])
+        measured["one changed"].append(timed(load.load, root)[0])
         measured["score"].append(timed(report.build_groups, warm.runs, settings)[0])
     print(
         f"{len(loaded.runs)} runs, {len(loaded.evaluations)} evaluations, "

@@ -1,7 +1,10 @@
 """Types of the top-level run configuration (values and comments live in conf/config.yaml).
 
-Registered with Hydra's ConfigStore as `run_schema`, so a mistyped key or a wrong type on the
-command line fails at start-up with OmegaConf's message, before any data is loaded.
+Importing this module registers them with Hydra's ConfigStore as `run_schema`, so a mistyped key
+or a wrong type on the command line fails at start-up with OmegaConf's message, before any data
+is loaded; and registers the `run_subdir` resolver, through which conf/config.yaml names a run's
+folder with harness/results.py's layout. Both happen at import so that every process that
+composes or resolves the config (run.py, a Slurm job, a test) has them.
 """
 
 from __future__ import annotations
@@ -10,7 +13,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING
+from omegaconf import MISSING, OmegaConf
+
+from harness import results
 
 
 @dataclass
@@ -18,7 +23,7 @@ class RulesetConfig:
     name: str = MISSING
     tune: bool = MISSING  # external: hyperparameters from the quasi-random search space
     budget_factor: float = MISSING  # multiplies the workload's max_runtime_sec
-    num_studies: int = MISSING
+    num_studies: int | None = MISSING  # null: no fixed number (studies are repetitions)
     num_trials: int = MISSING
 
 
@@ -47,3 +52,7 @@ class RunConfig:
 
 def register() -> None:
     ConfigStore.instance().store(name="run_schema", node=RunConfig)
+    OmegaConf.register_new_resolver("run_subdir", results.run_subdir, replace=True)
+
+
+register()

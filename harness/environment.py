@@ -79,12 +79,20 @@ def git_commit() -> str | None:
     return commit + ("-dirty" if dirty else "")
 
 
+def slurm_job_id() -> str | None:
+    """The job as squeue, scontrol and scancel name it: 123_4 for task 4 of job array 123 (its
+    own SLURM_JOB_ID alone may equal 123, which names the whole array)."""
+    array, task = os.environ.get("SLURM_ARRAY_JOB_ID"), os.environ.get("SLURM_ARRAY_TASK_ID")
+    return f"{array}_{task}" if array and task else os.environ.get("SLURM_JOB_ID")
+
+
 def describe(device: torch.device) -> dict:
+    """The provenance fields of a run record (harness/results.py's RunRecord)."""
     return {
         "hardware": hardware_fingerprint(device),
         "device": str(device),
         "host": platform.node(),
-        "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
+        "slurm_job_id": slurm_job_id(),
         "packages": package_versions(),
         "git_commit": git_commit(),
     }

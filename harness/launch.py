@@ -29,7 +29,9 @@ from hydra.types import RunMode
 from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from harness import environment, preemption, results
+# harness.config registers the config schema and the `run_subdir` resolver on import: every
+# process that runs a task (run.py, a Slurm job unpickling this module) needs them.
+from harness import config, environment, preemption, results  # noqa: F401
 from harness.errors import UserError
 from harness.runner import Runner, RunSettings
 from harness.spec import Submission, Workload
@@ -77,10 +79,11 @@ def choose_hyperparameters(cfg: DictConfig, submission: Submission) -> dict[str,
     ruleset = cfg.ruleset
     defaults = dict(getattr(submission, "default_hyperparameters", {}))
     space = dict(getattr(submission, "search_space", {}))
-    if not 0 <= cfg.study < ruleset.num_studies:
+    if cfg.study < 0 or (ruleset.num_studies is not None and cfg.study >= ruleset.num_studies):
+        studies = "0, 1, ..." if ruleset.num_studies is None else f"0..{ruleset.num_studies - 1}"
         raise UserError(
-            f"study={cfg.study} is outside ruleset {ruleset.name}'s "
-            f"0..{ruleset.num_studies - 1} (ruleset.num_studies={ruleset.num_studies})"
+            f"study={cfg.study} is outside ruleset {ruleset.name}'s studies {studies} "
+            f"(ruleset.num_studies={ruleset.num_studies})"
         )
     if not 0 <= cfg.trial < ruleset.num_trials:
         raise UserError(
@@ -120,10 +123,9 @@ def run_seed(cfg: DictConfig) -> int:
     return cfg.seed if cfg.seed is not None else 1000 * cfg.study + cfg.trial
 
 
-def objective(record: dict[str, Any]) -> float:
+def objective(record: results.RunRecord) -> float:
     """What a run returns to Hydra's sweepers: time-to-target, inf if never reached."""
-    time_to_target = record.get("time_to_target")
-    return float("inf") if time_to_target is None else float(time_to_target)
+    return float("inf") if record.time_to_target is None else float(record.time_to_target)
 
 
 def is_sweep() -> bool:
@@ -136,11 +138,11 @@ def decide_start(run_dir: Path, cfg: DictConfig, seed: int, hyperparameters: dic
     if record is None or cfg.force:
         return "fresh"
     skip_done = cfg.skip_done if cfg.skip_done is not None else is_sweep()
-    if record.get("status") in results.DONE_STATUSES:
+    if record.finished:
         if not skip_done:
             log.info("replacing the finished run in %s", display_path(run_dir))
             return "fresh"
-        held = (record.get("seed"), record.get("hyperparameters"))
+        held = (record.seed, record.hyperparameters)
         if held != (seed, hyperparameters):
             raise UserError(
                 f"{display_path(run_dir)} already holds a finished run with seed {held[0]} and "
@@ -149,7 +151,7 @@ def decide_start(run_dir: Path, cfg: DictConfig, seed: int, hyperparameters: dic
                 "both; or force=true to replace it."
             )
         return "skip"
-    if record.get("status") == "running" and (run_dir / results.CHECKPOINT_FILE).exists():
+    if record.status == "running" and (run_dir / results.CHECKPOINT_FILE).exists():
         return "resume"
     return "fresh"
 
@@ -167,13 +169,6 @@ def display_path(path: Path) -> str:
         return str(path)
 
 
-def slurm_job_id() -> str | None:
-    """The job as squeue, scontrol and scancel name it: 123_4 for task 4 of job array 123 (its
-    own SLURM_JOB_ID alone may equal 123, which names the whole array)."""
-    array, task = os.environ.get("SLURM_ARRAY_JOB_ID"), os.environ.get("SLURM_ARRAY_TASK_ID")
-    return f"{array}_{task}" if array and task else os.environ.get("SLURM_JOB_ID")
-
-
 def rerun_command() -> str:
     """The command that reruns this run alone; in a sweep, just this task's overrides."""
     if not HydraConfig.initialized():
@@ -181,41 +176,77 @@ def rerun_command() -> str:
     return shlex.join(["python", "run.py", *HydraConfig.get().overrides.task])
 
 
-def summary_line(record: dict[str, Any], run_dir: Path) -> str:
-    target = record["target"]
-    metric = record.get("final_validation_metric")
-    time_to_target = record.get("time_to_target")
+def summary_line(record: results.RunRecord, run_dir: Path) -> str:
+    metric, target, time_to_target = (
+        record.final_validation_metric,
+        record.target,
+        record.time_to_target,
+    )
     parts = [
-        f"{record['status']:<11}",
+        f"{record.status:<11}",
         f"time_to_target {'inf' if time_to_target is None else f'{time_to_target:.2f}'} s",
-        f"steps_to_target {record.get('steps_to_target') or 'inf'}",
-        f"{target['target_metric']} {'—' if metric is None else f'{metric:.4f}'} "
-        f"(target {target['target_value']:g})",
+        f"steps_to_target {record.steps_to_target or 'inf'}",
         display_path(run_dir),
     ]
-    if record.get("error"):
-        parts.insert(4, f"error: {record['error'].splitlines()[-1]}")
+    if target is not None:
+        value = "—" if metric is None else f"{metric:.4f}"
+        parts.insert(3, f"{target.metric} {value} (target {target.value:g})")
+    if record.error:
+        parts.insert(-1, f"error: {record.error.splitlines()[-1]}")
     return " | ".join(parts)
 
 
-def run(cfg: DictConfig) -> dict[str, Any] | None:
+def ruleset_settings(cfg: DictConfig) -> results.RulesetSettings:
+    return results.RulesetSettings(**OmegaConf.to_container(cfg.ruleset, resolve=True))
+
+
+def workload_target(workload: Workload) -> results.Target:
+    return results.Target(
+        metric=f"validation/{workload.target_metric_name}",
+        value=workload.validation_target_value,
+        lower_is_better=workload.target_metric_lower_is_better,
+    )
+
+
+def standalone_record(workload: Workload, **fields: Any) -> results.RunRecord:
+    """The starting record of a Runner used outside the results layout (benchmarks, tests)."""
+    return results.RunRecord(
+        experiment_name="standalone",
+        ruleset=results.RulesetSettings("fixed", False, 1.0, None, 1),
+        submission="standalone",
+        workload=workload.name,
+        study=0,
+        trial=0,
+        seed=0,
+        hyperparameters={},
+        target=workload_target(workload),
+        **fields,
+    )
+
+
+def run_folder(cfg: DictConfig) -> Path:
+    """The run's folder: Hydra's output folder (the same layout) when Hydra runs the task."""
+    if HydraConfig.initialized():
+        return Path(HydraConfig.get().runtime.output_dir)
+    return results.run_dir(
+        cfg.results_dir,
+        cfg.experiment_name,
+        cfg.ruleset.name,
+        cfg.submission.name,
+        cfg.workload.name,
+        cfg.study,
+        cfg.trial,
+    )
+
+
+def run(cfg: DictConfig) -> results.RunRecord:
     """Run (or skip, or resume) the run `cfg` describes; returns its record."""
     seed = run_seed(cfg)
     workload, submission, hyperparameters = prepare(cfg)
-    run_dir = (
-        Path(HydraConfig.get().runtime.output_dir)
-        if HydraConfig.initialized()
-        else Path(
-            cfg.results_dir,
-            cfg.experiment_name,
-            results.run_subdir(
-                cfg.ruleset.name, submission.name, workload.name, cfg.study, cfg.trial
-            ),
-        )
-    )
+    run_dir = run_folder(cfg)
     start = decide_start(run_dir, cfg, seed, hyperparameters)
     if start == "skip":
-        record = results.read_record(run_dir)
+        record = results.load_record(run_dir)
         log.info("skip (done, force=true reruns): %s", summary_line(record, run_dir))
         return record
     if start == "fresh":
@@ -228,34 +259,34 @@ def run(cfg: DictConfig) -> dict[str, Any] | None:
     np.random.seed(seed % 2**32)
     random.seed(seed)
 
-    record_base = {
-        "experiment_name": cfg.experiment_name,
-        "ruleset": cfg.ruleset.name,
-        "submission": submission.name,
-        "workload": workload.name,
-        "study": cfg.study,
-        "trial": cfg.trial,
-        "seed": seed,
-        "hyperparameters": hyperparameters,
-        "target": None,
+    record = results.RunRecord(
+        experiment_name=cfg.experiment_name,
+        ruleset=ruleset_settings(cfg),
+        submission=submission.name,
+        workload=workload.name,
+        study=cfg.study,
+        trial=cfg.trial,
+        seed=seed,
+        hyperparameters=hyperparameters,
+        target=workload_target(workload),
+        budget_sec=workload.max_allowed_runtime_sec * cfg.ruleset.budget_factor,
         **environment.describe(device),
-        "slurm_job_id": slurm_job_id(),
-        "started_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "command": rerun_command(),
-        "pid": os.getpid(),  # with host and slurm_job_id: where to look while it runs
-    }
+        started_at=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        command=rerun_command(),
+        pid=os.getpid(),  # with host and slurm_job_id: where to look while it runs
+    )
     results.write_text(run_dir / results.CONFIG_FILE, OmegaConf.to_yaml(cfg, resolve=True))
     results.write_json(run_dir / results.HPARAMS_FILE, hyperparameters)
     logger = build(cfg.logger, "logger")
     runner = None
     try:
         workload.setup(device)  # dataset loading: off the clock
-        record_base["target"] = workload.describe()
-        batch_size = submission.get_batch_size(workload.name) or workload.default_batch_size
+        batch_size = int(submission.get_batch_size(workload.name) or workload.default_batch_size)
+        record = record.replace(workload_settings=workload.settings(), batch_size=batch_size)
         settings = RunSettings(
             seed=seed,
-            budget_sec=workload.max_allowed_runtime_sec * cfg.ruleset.budget_factor,
-            batch_size=int(batch_size),
+            budget_sec=record.budget_sec,
+            batch_size=batch_size,
             stop_at_target=cfg.stop_at_target,
             max_steps=cfg.max_steps,
             divergence_factor=cfg.divergence_factor,
@@ -269,7 +300,7 @@ def run(cfg: DictConfig) -> dict[str, Any] | None:
             SimpleNamespace(**hyperparameters),
             settings,
             run_dir,
-            record_base,
+            record,
             logger,
         )
         if start == "resume":
@@ -289,13 +320,13 @@ def run(cfg: DictConfig) -> dict[str, Any] | None:
         else:
             log.error("run failed: %s\n%s", error, traceback.format_exc())
         message = f"{type(error).__name__}: {error}"
-        record = (
-            runner.write_record("failed", message)
-            if runner is not None
-            else _failed_record(run_dir, record_base, message)
-        )
+        if runner is not None:
+            record = runner.write_record("failed", message)
+        else:
+            record = record.replace(status="failed", error=message)
+            results.write_record(run_dir, record)
         logger.finish(record)
-    if record["status"] != "failed" and not cfg.keep_checkpoint:
+    if record.status != "failed" and not cfg.keep_checkpoint:
         (run_dir / results.CHECKPOINT_FILE).unlink(missing_ok=True)
     print(summary_line(record, run_dir), flush=True)
     return record
@@ -311,48 +342,29 @@ def hand_over(stop: preemption.Preempted) -> None:
         log.error("not requeued: %s", error)
 
 
-def _failed_record(run_dir: Path, record_base: dict[str, Any], message: str) -> dict[str, Any]:
-    record = {
-        **record_base,
-        "status": "failed",
-        "reached": False,
-        "time_to_target": None,
-        "steps_to_target": None,
-        "final_validation_metric": None,
-        "global_step": 0,
-        "preemption_count": 0,
-        "error": message,
-    }
-    if record["target"] is None:
-        record["target"] = {"target_metric": "?", "target_value": float("nan")}
-    results.write_json(run_dir / results.RECORD_FILE, record)
-    return record
-
-
 def _hydra_run_dir() -> Path | None:
     return Path(HydraConfig.get().runtime.output_dir) if HydraConfig.initialized() else None
 
 
 def _rejected_record(cfg: DictConfig, message: str) -> None:
+    """A sweep task whose config was rejected: its record says why (no target, no hardware)."""
     run_dir = _hydra_run_dir()
     if run_dir is None:
         return
-    results.write_json(
-        run_dir / results.RECORD_FILE,
-        {
-            "experiment_name": cfg.experiment_name,
-            "ruleset": cfg.ruleset.name,
-            "submission": cfg.submission.get("name"),
-            "workload": cfg.workload.get("name"),
-            "study": cfg.study,
-            "trial": cfg.trial,
-            "status": "failed",
-            "reached": False,
-            "time_to_target": None,
-            "steps_to_target": None,
-            "error": f"UserError: {message}",
-        },
+    record = results.RunRecord(
+        experiment_name=cfg.experiment_name,
+        ruleset=ruleset_settings(cfg),
+        submission=str(cfg.submission.get("name")),
+        workload=str(cfg.workload.get("name")),
+        study=cfg.study,
+        trial=cfg.trial,
+        seed=run_seed(cfg),
+        hyperparameters={},
+        status="failed",
+        error=f"UserError: {message}",
+        command=rerun_command(),
     )
+    results.write_record(run_dir, record)
 
 
 def _remove_unused_run_dir(cfg: DictConfig) -> None:
@@ -382,6 +394,6 @@ def main(cfg: DictConfig) -> float | None:
     except preemption.Preempted as stop:
         print(f"{stop}. Run the same command again to resume.", file=sys.stderr, flush=True)
         sys.exit(3)
-    if record["status"] == "failed" and not is_sweep():
+    if record.status == "failed" and not is_sweep():
         sys.exit(1)
     return objective(record)

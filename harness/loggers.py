@@ -27,7 +27,7 @@ class RunLogger:
     def log_eval(self, global_step: int, measurements: Mapping[str, float]) -> None:
         pass
 
-    def finish(self, record: Mapping[str, Any]) -> None:
+    def finish(self, record: results.RunRecord) -> None:
         pass
 
 
@@ -102,7 +102,7 @@ class WandbLogger(RunLogger):
         if self.run is not None:
             self.run.log({**measurements, "global_step": global_step})
 
-    def finish(self, record: Mapping[str, Any]) -> None:
+    def finish(self, record: results.RunRecord) -> None:
         if self.run is None:  # the run failed before start(): nothing was opened
             return
         summary_keys = (
@@ -119,6 +119,6 @@ class WandbLogger(RunLogger):
             "hardware",
             "error",
         )
-        self.run.summary.update({key: record.get(key) for key in summary_keys})
-        self.run.finish(exit_code=1 if record.get("status") == "failed" else 0)
+        self.run.summary.update({key: getattr(record, key) for key in summary_keys})
+        self.run.finish(exit_code=1 if record.status == "failed" else 0)
         self.run = None

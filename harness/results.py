@@ -1,19 +1,31 @@
-"""The results layout (DESIGN §7) and atomic file writes.
+"""The results folder: its layout, the run record, and atomic file writes.
 
-Every file is written to a temporary name in the same folder and renamed into place, so a
-killed run never leaves a half-written file. Nothing here is a pickle; checkpoints are
-plain tensors and values, loadable with `torch.load(..., weights_only=True)`.
+This module is the one seam between running and reporting (docs/design.md, "Results"):
+- `run_subdir` is the only place that spells the run-folder layout (conf/config.yaml reaches it
+  through the `run_subdir` resolver registered in harness/config.py);
+- `find_run_dirs` is the only scanner of a results folder;
+- `RunRecord` is the schema of record.json, `write_record` its one writer and `load_record` its
+  one reader; records of older formats are upgraded on reading, here and nowhere else.
+
+Every file is written to a temporary name in the same folder and renamed into place, so a killed
+run never leaves a half-written file. Nothing here is a pickle; checkpoints are plain tensors and
+values, loadable with `torch.load(..., weights_only=True)`. Never imports torch at import time:
+the report reads results on machines without it.
 """
 
 from __future__ import annotations
 
 import csv
+import dataclasses
+import functools
 import io
 import json
 import math
 import os
+import re
 import tempfile
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,12 +43,334 @@ HPARAMS_FILE = "hparams.json"
 EVAL_FILE = "eval_measurements.csv"
 RECORD_FILE = "record.json"
 CHECKPOINT_FILE = "checkpoint.pt"
+RECORD_FORMAT = 2  # format 1: the ruleset's settings were only in config.yaml (see _upgrade_v1)
 
 
+# -- layout --------------------------------------------------------------------------------------
 def run_subdir(ruleset: str, submission: str, workload: str, study: int, trial: int) -> str:
+    """A run's folder inside its experiment's folder."""
     return f"{ruleset}/{submission}/{workload}/study_{study}/trial_{trial}"
 
 
+def run_dir(
+    results_dir: Path | str,
+    experiment_name: str,
+    ruleset: str,
+    submission: str,
+    workload: str,
+    study: int,
+    trial: int,
+) -> Path:
+    """<results_dir>/<experiment>/<ruleset>/<submission>/<workload>/study_<k>/trial_<j>."""
+    return Path(
+        results_dir, experiment_name, run_subdir(ruleset, submission, workload, study, trial)
+    )
+
+
+def is_run_dir(folder: Path) -> bool:
+    return (folder / RECORD_FILE).exists() or (folder / EVAL_FILE).exists()
+
+
+def find_run_dirs(root: Path) -> list[Path]:
+    """Every run folder under `root` (a folder holding record.json or eval_measurements.csv),
+    sorted. Hidden folders (.report_cache, .hydra) and a run folder's own subfolders (wandb/)
+    are not searched."""
+    found = []
+    for folder, subfolders, files in os.walk(root):
+        subfolders[:] = sorted(d for d in subfolders if not d.startswith("."))
+        if RECORD_FILE in files or EVAL_FILE in files:
+            found.append(Path(folder))
+            subfolders[:] = []
+    return sorted(found)
+
+
+# -- the run record ------------------------------------------------------------------------------
+class RecordError(ValueError):
+    """record.json is missing, unreadable or lacks what a reader needs; the message says which."""
+
+
+@dataclass(frozen=True)
+class RulesetSettings:
+    """The ruleset a run was filed under (conf/ruleset/<name>.yaml)."""
+
+    name: str
+    tune: bool | None  # hyperparameters from the search space (external) or the defaults
+    budget_factor: float | None  # multiplies the workload's max_runtime_sec
+    num_studies: int | None  # None: no fixed number (ruleset fixed), or not recorded
+    num_trials: int | None
+
+
+@dataclass(frozen=True)
+class Target:
+    """What a run must reach: `metric` (validation/<name>) at or beyond `value`."""
+
+    metric: str
+    value: float
+    lower_is_better: bool
+
+    def met(self, value: float) -> bool:
+        return value <= self.value if self.lower_is_better else value >= self.value
+
+    def text(self) -> str:
+        return f"{self.metric} {'≤' if self.lower_is_better else '≥'} {self.value:g}"
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """record.json: who ran what, under which rules, on which machine, and how it ended.
+
+    Written when a run starts (status `running`), at every evaluation and when it ends. A
+    `failed` record may lack what only a started run knows (target None: the run was rejected
+    before its workload was built; hardware None: it never started). The report scores from
+    this record alone.
+    """
+
+    # -- identity: where the run is filed and what determines its result
+    experiment_name: str
+    ruleset: RulesetSettings
+    submission: str
+    workload: str
+    study: int
+    trial: int
+    seed: int | None
+    hyperparameters: dict[str, Any]
+    target: Target | None = None
+    budget_sec: float | None = None  # seconds of submission time: workload budget x factor
+    batch_size: int | None = None
+    workload_settings: dict[str, Any] = field(default_factory=dict)  # step_hint, eval cadence...
+    # -- outcome
+    status: str = "running"
+    time_to_target: float | None = None  # submission seconds; None = not (yet) reached
+    steps_to_target: int | None = None
+    final_validation_metric: float | None = None
+    global_step: int = 0
+    n_evaluations: int = 0
+    accumulated_submission_time: float = 0.0
+    accumulated_eval_time: float = 0.0
+    accumulated_logging_time: float = 0.0
+    preemption_count: int = 0
+    wall_time_sec: float = 0.0
+    error: str | None = None
+    # -- provenance
+    hardware: str | None = None  # the fingerprint that separates leaderboards; None: not started
+    device: str | None = None
+    host: str | None = None
+    pid: int | None = None
+    slurm_job_id: str | None = None
+    started_at: str | None = None
+    command: str | None = None  # reruns this run alone
+    git_commit: str | None = None
+    packages: dict[str, str] = field(default_factory=dict)
+    record_format: int = RECORD_FORMAT
+
+    @property
+    def reached(self) -> bool:
+        return self.time_to_target is not None
+
+    @property
+    def finished(self) -> bool:
+        return self.status in DONE_STATUSES
+
+    def relative_dir(self) -> Path:
+        """The run's folder relative to the results folder."""
+        return run_dir(
+            "",
+            self.experiment_name,
+            self.ruleset.name,
+            self.submission,
+            self.workload,
+            self.study,
+            self.trial,
+        )
+
+    def replace(self, **changes: Any) -> RunRecord:
+        return dataclasses.replace(self, **changes)
+
+    def to_json(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["reached"] = self.reached  # derived; written for readers of the raw JSON
+        return data
+
+    @classmethod
+    def from_json(cls, data: Any) -> RunRecord:
+        """Parse and check a record of the current format; RecordError says what is wrong."""
+        if not isinstance(data, dict):
+            raise RecordError("record.json is not a JSON object")
+        missing = [
+            k
+            for k in (
+                "experiment_name",
+                "ruleset",
+                "submission",
+                "workload",
+                "study",
+                "trial",
+                "status",
+            )
+            if data.get(k) is None
+        ]
+        if missing:
+            raise RecordError(f"record.json lacks {', '.join(missing)}")
+        if data["status"] not in STATUSES:
+            raise RecordError(f"record.json has an unknown status {data['status']!r}")
+        for key in ("experiment_name", "submission", "workload"):
+            if not isinstance(data[key], str) or not data[key]:
+                raise RecordError(f"record.json's {key} is not a name: {data[key]!r}")
+        for key in ("study", "trial"):
+            if not _is_int(data[key]) or data[key] < 0:
+                raise RecordError(f"record.json's {key} is not a non-negative integer")
+        names = {f.name for f in dataclasses.fields(cls)}
+        values = {k: v for k, v in data.items() if k in names}
+        values["ruleset"] = _ruleset(data["ruleset"])
+        values["target"] = _target(data.get("target"))
+        for key in ("time_to_target", "budget_sec", "final_validation_metric"):
+            values[key] = _number(data.get(key), key)
+        for key in (
+            "accumulated_submission_time",
+            "accumulated_eval_time",
+            "accumulated_logging_time",
+            "wall_time_sec",
+        ):
+            values[key] = _number(data.get(key), key) or 0.0
+        for key in ("steps_to_target", "global_step", "n_evaluations", "preemption_count"):
+            value = data.get(key)
+            if value is not None and not _is_int(value):
+                raise RecordError(f"record.json's {key} is not an integer: {value!r}")
+        values["hyperparameters"] = dict(data.get("hyperparameters") or {})
+        values["workload_settings"] = dict(data.get("workload_settings") or {})
+        values["packages"] = dict(data.get("packages") or {})
+        values = {k: v for k, v in values.items() if v is not None or k in _NULLABLE}
+        return cls(**values)
+
+
+_NULLABLE = {f.name for f in dataclasses.fields(RunRecord) if f.default is None} | {"seed"}
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _number(value: Any, key: str) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise RecordError(f"record.json's {key} is not a number: {value!r}")
+    return float(value)
+
+
+def _ruleset(value: Any) -> RulesetSettings:
+    if not isinstance(value, dict) or not isinstance(value.get("name"), str):
+        raise RecordError("record.json's ruleset is not an object with a name")
+    names = [f.name for f in dataclasses.fields(RulesetSettings)]
+    return RulesetSettings(**{name: value.get(name) for name in names})
+
+
+def _target(value: Any) -> Target | None:
+    if value is None:
+        return None
+    try:
+        target = Target(
+            metric=str(value["metric"]),
+            value=_number(value["value"], "target value"),
+            lower_is_better=value["lower_is_better"],
+        )
+    except (KeyError, TypeError) as error:
+        raise RecordError("record.json's target lacks metric, value or lower_is_better") from error
+    if target.value is None or not isinstance(target.lower_is_better, bool) or not target.metric:
+        raise RecordError("record.json's target has no metric, value or direction")
+    return target
+
+
+def _upgrade_v1(data: dict[str, Any], folder: Path) -> dict[str, Any]:
+    """Format 1 (before record_format existed): the ruleset was a name, its settings only in the
+    run's config.yaml; the target held the workload's settings; a run rejected before it started
+    had a placeholder target and no hardware."""
+    data = dict(data)
+    ruleset = {"name": data.get("ruleset") or "unknown"}
+    config = _config_ruleset(folder / CONFIG_FILE)
+    ruleset.update(
+        {k: config.get(k) for k in ("tune", "budget_factor", "num_studies", "num_trials")}
+    )
+    if ruleset["name"] == "fixed":
+        ruleset["num_studies"] = None  # format 1 wrote 1000000 for "no fixed number"
+    data["ruleset"] = ruleset
+    old = data.get("target") or {}
+    if isinstance(old, dict) and old.get("target_value") is not None:
+        data["target"] = {
+            "metric": old.get("target_metric"),
+            "value": old.get("target_value"),
+            "lower_is_better": old.get("lower_is_better"),
+        }
+        data["workload_settings"] = {
+            k: v
+            for k, v in old.items()
+            if k not in ("workload", "target_metric", "target_value", "lower_is_better")
+        }
+    else:
+        data["target"] = None
+    if data.get("hardware") == "unknown":
+        data["hardware"] = None
+    data["record_format"] = RECORD_FORMAT
+    return data
+
+
+_RULESET_BLOCK = re.compile(r"^ruleset:[ \t]*\n(?:[ \t]+.*(?:\n|$))*", flags=re.MULTILINE)
+
+
+def _config_ruleset(path: Path) -> dict[str, Any]:
+    """The `ruleset:` block of a format-1 run's config.yaml; {} when there is none. Only that
+    block is parsed, once per distinct text: a whole config per run costs seconds on 10,000."""
+    try:
+        block = _RULESET_BLOCK.search(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError):
+        return {}
+    return dict(_parse_ruleset_block(block.group(0))) if block else {}
+
+
+@functools.lru_cache(maxsize=256)
+def _parse_ruleset_block(block: str) -> tuple[tuple[str, Any], ...]:
+    import yaml
+
+    try:
+        ruleset = yaml.load(block, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))["ruleset"]
+    except (yaml.YAMLError, TypeError, KeyError):
+        return ()
+    return tuple(ruleset.items()) if isinstance(ruleset, dict) else ()
+
+
+def load_record(folder: Path) -> RunRecord:
+    """The record of the run in `folder`, upgraded to the current format; RecordError if it is
+    missing, unreadable or malformed (the message is the reason, for skip lists)."""
+    path = Path(folder) / RECORD_FILE
+    if not path.exists():
+        raise RecordError("no record.json (a run that never started, or a partial copy)")
+    try:
+        data = read_json(path)
+    except (OSError, ValueError) as error:
+        raise RecordError(f"record.json cannot be read: {error}") from error
+    if isinstance(data, dict) and "record_format" not in data:
+        data = _upgrade_v1(data, Path(folder))
+    elif isinstance(data, dict) and data["record_format"] != RECORD_FORMAT:
+        raise RecordError(
+            f"record.json has record_format {data['record_format']!r}; this version reads "
+            f"formats 1 to {RECORD_FORMAT} (update the harness)"
+        )
+    return RunRecord.from_json(data)
+
+
+def read_record(folder: Path) -> RunRecord | None:
+    """The run's record, or None when there is none or it cannot be read."""
+    try:
+        return load_record(folder)
+    except RecordError:
+        return None
+
+
+def write_record(folder: Path, record: RunRecord) -> None:
+    write_json(Path(folder) / RECORD_FILE, record.to_json())
+
+
+# -- atomic writes -------------------------------------------------------------------------------
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
@@ -46,7 +380,8 @@ def _umask() -> int:
 _FILE_MODE = 0o666 & ~_umask()  # what open() would have given; mkstemp alone gives 0600
 
 
-def _atomic_write(path: Path, write: Callable[[io.BufferedWriter], None]) -> None:
+def atomic_write(path: Path, write: Callable[[io.BufferedWriter], None]) -> None:
+    """Write `path` through `write(handle)` into a temporary file, then rename it into place."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -62,7 +397,7 @@ def _atomic_write(path: Path, write: Callable[[io.BufferedWriter], None]) -> Non
 
 
 def write_text(path: Path, text: str) -> None:
-    _atomic_write(path, lambda handle: handle.write(text.encode("utf-8")))
+    atomic_write(path, lambda handle: handle.write(text.encode("utf-8")))
 
 
 def _json_safe(value: Any) -> Any:
@@ -80,7 +415,7 @@ def write_json(path: Path, data: Mapping[str, Any]) -> None:
     write_text(path, json.dumps(_json_safe(data), indent=2, sort_keys=False) + "\n")
 
 
-def read_json(path: Path) -> dict[str, Any]:
+def read_json(path: Path) -> Any:
     return json.loads(Path(path).read_text(encoding="utf-8"))
 
 
@@ -101,18 +436,10 @@ def write_eval_measurements(path: Path, rows: list[Mapping[str, Any]]) -> None:
 def save_checkpoint(path: Path, state: Mapping[str, Any]) -> None:
     import torch
 
-    _atomic_write(path, lambda handle: torch.save(dict(state), handle))
+    atomic_write(path, lambda handle: torch.save(dict(state), handle))
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
     import torch
 
     return torch.load(path, map_location="cpu", weights_only=True)
-
-
-def read_record(run_dir: Path) -> dict[str, Any] | None:
-    """The run's record, or None when there is none or it cannot be parsed."""
-    try:
-        return read_json(Path(run_dir) / RECORD_FILE)
-    except (OSError, ValueError):
-        return None

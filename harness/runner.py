@@ -1,6 +1,6 @@
 """The training loop: the only place that calls submission functions and reads the clock.
 
-Clock rules (DESIGN §5), enforced below where they apply:
+Clock rules (docs/design.md, "The clock"), enforced below where they apply:
 - on the clock: data_selection (which runs the input pipeline), update_params,
   prepare_for_eval, and any compilation they trigger;
 - off the clock: initialisation, evaluation, logging and checkpointing, accumulated
@@ -24,12 +24,12 @@ import numpy as np
 import torch
 
 from harness import preemption, results
-from harness.data import derive_seed
+from harness.data import PREPARE_FOR_EVAL, derive_seed, step_seed
 from harness.loggers import NullLogger, RunLogger
 from harness.progress import Progress
 from harness.spec import Hyperparameters, Submission, Workload
 
-CHECKPOINT_FORMAT = 1
+CHECKPOINT_FORMAT = 1  # bump when the checkpoint's keys change; restore refuses another format
 
 
 @dataclass
@@ -106,7 +106,7 @@ class Runner:
         hyperparameters: Hyperparameters,
         settings: RunSettings,
         run_dir: Path,
-        record_base: Mapping[str, Any],
+        record: results.RunRecord,
         logger: RunLogger | None = None,
     ):
         self.workload = workload
@@ -114,38 +114,37 @@ class Runner:
         self.hyperparameters = hyperparameters
         self.settings = settings
         self.run_dir = Path(run_dir)
-        self.record_base = dict(record_base)  # identity, hardware, versions: fixed for the run
+        self.base_record = record  # identity, target, hardware, versions: fixed for the run
         self.logger = logger or NullLogger()
         self.clock = Clock(workload.device)
         self.state = TrainState()
         self.started_wall = time.time()
 
     # -- records ------------------------------------------------------------------------------
-    def record(self, status: str, error: str | None = None) -> dict[str, Any]:
+    def record(self, status: str, error: str | None = None) -> results.RunRecord:
         state = self.state
         last = state.eval_measurements[-1] if state.eval_measurements else {}
-        target_key = f"validation/{self.workload.target_metric_name}"
-        return {
-            **self.record_base,
-            "status": status,
-            "reached": state.time_to_target is not None,
-            "time_to_target": state.time_to_target,
-            "steps_to_target": state.steps_to_target,
-            "final_validation_metric": last.get(target_key),
-            "global_step": state.global_step,
-            "accumulated_submission_time": state.accumulated_submission_time,
-            "accumulated_eval_time": state.accumulated_eval_time,
-            "accumulated_logging_time": state.accumulated_logging_time,
-            "preemption_count": state.preemption_count,
-            "budget_sec": self.settings.budget_sec,
-            "batch_size": self.settings.batch_size,
-            "wall_time_sec": time.time() - self.started_wall,
-            "error": error,
-        }
+        target = self.base_record.target
+        return self.base_record.replace(
+            status=status,
+            time_to_target=state.time_to_target,
+            steps_to_target=state.steps_to_target,
+            final_validation_metric=None if target is None else last.get(target.metric),
+            global_step=state.global_step,
+            n_evaluations=len(state.eval_measurements),
+            accumulated_submission_time=state.accumulated_submission_time,
+            accumulated_eval_time=state.accumulated_eval_time,
+            accumulated_logging_time=state.accumulated_logging_time,
+            preemption_count=state.preemption_count,
+            budget_sec=self.settings.budget_sec,
+            batch_size=self.settings.batch_size,
+            wall_time_sec=time.time() - self.started_wall,
+            error=error,
+        )
 
-    def write_record(self, status: str, error: str | None = None) -> dict[str, Any]:
+    def write_record(self, status: str, error: str | None = None) -> results.RunRecord:
         record = self.record(status, error)
-        results.write_json(self.run_dir / results.RECORD_FILE, record)
+        results.write_record(self.run_dir, record)
         return record
 
     # -- checkpoints --------------------------------------------------------------------------
@@ -176,6 +175,11 @@ class Runner:
         if not path.exists():
             return None
         checkpoint = results.load_checkpoint(path)
+        if checkpoint.get("format") != CHECKPOINT_FORMAT:
+            raise RuntimeError(
+                f"{path} has checkpoint format {checkpoint.get('format')!r}; this version of the "
+                f"harness reads format {CHECKPOINT_FORMAT}. Use force=true to start over."
+            )
         if checkpoint.get("identity") != self._identity():
             raise RuntimeError(
                 f"{path} belongs to a run with different settings "
@@ -191,7 +195,7 @@ class Runner:
         return checkpoint["model_state"], optimizer_state
 
     # -- the loop -----------------------------------------------------------------------------
-    def run(self) -> dict[str, Any]:
+    def run(self) -> results.RunRecord:
         workload, submission, hp, settings = (
             self.workload,
             self.submission,
@@ -226,7 +230,7 @@ class Runner:
             status = "reached"  # killed after the target evaluation but before the record
         try:
             while status is None:
-                step_rng = derive_seed(settings.seed, state.global_step)
+                step_rng = step_seed(settings.seed, state.global_step)
                 start = clock.read()  # --- on the clock ---
                 batch = submission.data_selection(
                     workload,
@@ -308,7 +312,7 @@ class Runner:
             workload.loss_type,
             optimizer_state,
             state.global_step,
-            derive_seed(self.settings.seed, state.global_step, 1),
+            derive_seed(self.settings.seed, state.global_step, PREPARE_FOR_EVAL),
         )
         eval_start = clock.read()
         state.accumulated_submission_time += eval_start - start

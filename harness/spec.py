@@ -203,13 +203,9 @@ class Workload(abc.ABC):
             return value <= self.validation_target_value
         return value >= self.validation_target_value
 
-    def describe(self) -> dict[str, Any]:
-        """What a record needs to know about the target and budget."""
+    def settings(self) -> dict[str, Any]:
+        """The workload's settings besides its target, for the run record (after `setup`)."""
         return {
-            "workload": self.name,
-            "target_metric": f"validation/{self.target_metric_name}",
-            "target_value": self.validation_target_value,
-            "lower_is_better": self.target_metric_lower_is_better,
             "max_runtime_sec": self.max_allowed_runtime_sec,
             "step_hint": self.step_hint,
             "eval_every_steps": self.eval_every_steps,

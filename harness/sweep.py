@@ -13,21 +13,19 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from harness import results
 
 STATES = ("done", "running", "failed", "pending")
 
 
-def run_state(record: dict[str, Any] | None) -> str:
+def run_state(record: results.RunRecord | None) -> str:
     """One of STATES, from a run's record (None: no record yet)."""
     if record is None:
         return "pending"
-    status = record.get("status")
-    if status in results.DONE_STATUSES:
+    if record.finished:
         return "done"
-    return "failed" if status == "failed" else "running"
+    return "failed" if record.status == "failed" else "running"
 
 
 @dataclass
@@ -51,33 +49,36 @@ class SweepProgress:
 
 def progress(run_dirs: Iterable[Path]) -> SweepProgress:
     """How far the runs in `run_dirs` are (a folder without a record is pending)."""
+    return tally((run_dir, results.read_record(run_dir)) for run_dir in run_dirs)
+
+
+def tally(runs: Iterable[tuple[Path, results.RunRecord | None]]) -> SweepProgress:
     summary = SweepProgress()
-    for run_dir in run_dirs:
-        record = results.read_record(run_dir)
+    for run_dir, record in runs:
         state = run_state(record)
         summary.counts[state] += 1
         if state == "failed":
-            summary.failures.append(
-                (Path(run_dir), str(record.get("error") or "no error recorded"))
-            )
+            summary.failures.append((Path(run_dir), record.error or "no error recorded"))
     return summary
-
-
-def find_run_dirs(root: Path) -> list[Path]:
-    """Every run folder (one holding a record.json) under `root`."""
-    return sorted(path.parent for path in Path(root).rglob(results.RECORD_FILE))
 
 
 # -- command line ---------------------------------------------------------------------------------
 def status_report(root: Path) -> str:
     """The progress of every run under `root`, by (ruleset, submission, workload) folder. Runs
     not started yet have no folder, so only the sweep itself can count them as pending."""
-    groups: dict[str, list[Path]] = {}
-    for run_dir in find_run_dirs(root):
-        groups.setdefault(str(run_dir.parent.parent.relative_to(root)), []).append(run_dir)
+    groups: dict[str, list[tuple[Path, results.RunRecord | None]]] = {}
+    for run_dir in results.find_run_dirs(root):
+        record = results.read_record(run_dir)
+        group = (
+            "unreadable record.json"
+            if record is None
+            else f"{record.experiment_name}/{record.ruleset.name}/{record.submission}/"
+            f"{record.workload}"
+        )
+        groups.setdefault(group, []).append((run_dir, record))
     if not groups:
         return f"{root}: no runs yet (no record.json below it)"
-    by_group = {name: progress(members) for name, members in groups.items()}
+    by_group = {name: tally(members) for name, members in sorted(groups.items())}
     total = sum(by_group.values(), SweepProgress())
     width = max(len(name) for name in groups)
     lines = [f"{root}: {total.line(pending=False)}", ""]

@@ -51,7 +51,7 @@ class _Task:
     def finished(self) -> bool:
         """Whether the job would only skip the run (launch.decide_start decides, as in the job)."""
         record = results.read_record(self.run_dir)
-        if record is None or record.get("status") not in results.DONE_STATUSES:
+        if record is None or not record.finished:
             return False
         config = self.config.copy()
         if config.skip_done is None:
@@ -66,7 +66,7 @@ class _Task:
     def job_return(self) -> JobReturn | None:
         """What Hydra's sweeper expects back; None if the job ended without a result."""
         if self.job is None:  # finished before the sweep started
-            record = results.read_record(self.run_dir) or {}
+            record = results.load_record(self.run_dir)
             return JobReturn(
                 self.overrides, status=JobStatus.COMPLETED, _return_value=launch.objective(record)
             )

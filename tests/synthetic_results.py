@@ -1,6 +1,7 @@
-"""Synthetic run folders in the real results format (DESIGN §7), with times-to-target chosen by
-the caller, so scoring and report tests know the answer in advance. Also used by
-benchmarks/report_scale.py. Never used by real runs.
+"""Synthetic run folders in the real results format (docs/design.md, "Results"), with
+times-to-target chosen by the caller, so scoring and report tests know the answer in advance;
+`legacy=True` writes record format 1 (ruleset settings only in config.yaml), as runs of older
+versions did. Also used by benchmarks/report_scale.py. Never used by real runs.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ RULESETS = {  # as in conf/ruleset/*.yaml
         "name": "fixed",
         "tune": False,
         "budget_factor": 1.0,
-        "num_studies": 1000000,
+        "num_studies": None,
         "num_trials": 1,
     },
 }
@@ -101,6 +102,7 @@ def write_run(
     status: str | None = None,
     n_evals: int = 8,
     budget: float = 1000.0,
+    legacy: bool = False,
 ) -> Path:
     """One run folder; status defaults to reached / not_reached from `time_to_target`."""
     run_dir = root / experiment / results.run_subdir(ruleset, submission, workload, study, trial)
@@ -113,32 +115,27 @@ def write_run(
     )
     reached = time_to_target is not None
     hyperparameters = {"learning_rate": 10.0 ** -(1 + trial % 3)}
-    record = {
-        "experiment_name": experiment,
-        "ruleset": ruleset,
-        "submission": submission,
-        "workload": workload,
-        "study": study,
-        "trial": trial,
-        "seed": 1000 * study + trial,
-        "hyperparameters": hyperparameters,
-        "target": {
-            "workload": workload,
-            "target_metric": metric,
-            "target_value": target,
-            "lower_is_better": lower,
-            "max_runtime_sec": budget,
-        },
-        "hardware": hardware,
-        "status": status or ("reached" if reached else "not_reached"),
-        "reached": reached,
-        "time_to_target": None if time_to_target is None else float(time_to_target),
-        "steps_to_target": rows[-1]["global_step"] if reached and rows else None,
-        "final_validation_metric": rows[-1][metric] if rows else None,
-        "global_step": rows[-1]["global_step"] if rows else 0,
-        "budget_sec": budget,
-        "error": "RuntimeError: synthetic" if status == "failed" else None,
-    }
+    record = results.RunRecord(
+        experiment_name=experiment,
+        ruleset=results.RulesetSettings(**RULESETS[ruleset]),
+        submission=submission,
+        workload=workload,
+        study=study,
+        trial=trial,
+        seed=1000 * study + trial,
+        hyperparameters=hyperparameters,
+        target=results.Target(metric, target, lower),
+        budget_sec=budget,
+        workload_settings={"max_runtime_sec": budget},
+        status=status or ("reached" if reached else "not_reached"),
+        time_to_target=None if time_to_target is None else float(time_to_target),
+        steps_to_target=rows[-1]["global_step"] if reached and rows else None,
+        final_validation_metric=rows[-1][metric] if rows else None,
+        global_step=rows[-1]["global_step"] if rows else 0,
+        n_evaluations=len(rows),
+        error="RuntimeError: synthetic" if status == "failed" else None,
+        hardware=hardware,
+    )
     config = {
         "workload": {"name": workload},
         "submission": {"name": submission},
@@ -152,8 +149,31 @@ def write_run(
     (run_dir / results.HPARAMS_FILE).write_text(json.dumps(hyperparameters))
     if rows:
         (run_dir / results.EVAL_FILE).write_text(eval_csv(rows))
-    (run_dir / results.RECORD_FILE).write_text(json.dumps(record, indent=2))
+    if legacy:
+        if ruleset == "fixed":  # format 1's "no fixed number of studies"
+            config["ruleset"] = {**RULESETS[ruleset], "num_studies": 1000000}
+            (run_dir / results.CONFIG_FILE).write_text(yaml.safe_dump(config, sort_keys=False))
+        (run_dir / results.RECORD_FILE).write_text(json.dumps(legacy_record(record), indent=2))
+    else:
+        results.write_record(run_dir, record)
     return run_dir
+
+
+def legacy_record(record: results.RunRecord) -> dict:
+    """`record` as format 1 wrote it: the ruleset a name, the target with the workload's
+    settings, no record_format."""
+    data = record.to_json()
+    data["ruleset"] = record.ruleset.name
+    data["target"] = {
+        "workload": record.workload,
+        "target_metric": record.target.metric,
+        "target_value": record.target.value,
+        "lower_is_better": record.target.lower_is_better,
+        **record.workload_settings,
+    }
+    for key in ("record_format", "workload_settings", "n_evaluations"):
+        del data[key]
+    return data
 
 
 def write_study_grid(

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from hydra import compose, initialize_config_dir
 
-from harness.report import comparison
-from tests.conftest import CONF, EMBEDDED_WORKLOADS
+from harness.report import cli, comparison, load
+from tests.helpers import CONF, EMBEDDED_WORKLOADS
 from tests.synthetic_results import HARDWARE, write_run
 
 
@@ -23,7 +23,7 @@ def test_misses_count_as_infinity_and_rows_rank_by_reached_then_median(tmp_path)
     for study in range(3):
         write_run(tmp_path, "slow", "friedman", study, 0, None, ruleset="self")
 
-    text = comparison.render(comparison.read_finished_records(tmp_path), tmp_path, "2025-01-01")
+    text = comparison.render(load.load(tmp_path).runs, str(tmp_path), "2025-01-01")
     header, fast, erratic, slow = table_lines(text, "friedman")
     assert "reached" in header and "median" in header
     assert fast.startswith("| fast | 2/3 | 20 [10–∞] |") and "| 1 not reached |" in fast
@@ -40,15 +40,15 @@ def test_hardware_is_never_mixed_and_unfinished_runs_are_left_out(tmp_path, caps
     broken = write_run(tmp_path, "lion", "digits", 0, 0, 1.0, ruleset="self")
     (broken / "record.json").write_text("{not json")
 
-    output = tmp_path / "docs" / "comparison.md"
-    assert comparison.main([str(tmp_path), "--output", str(output)]) == 0
-    text = output.read_text()
+    assert cli.main([str(tmp_path), "--no-figures", "--resamples", "10"]) == 0
+    text = (tmp_path / "report" / "comparison.md").read_text()
     cpu = text.split(f"\n## {HARDWARE}\n")[1].split("\n## ")[0]
     gpu = text.split("\n## cuda:Other GPU\n")[1].split("\n## ")[0]
     assert "| adamw | 1/1 | 12 [12–12] |" in cpu and "| adamw | 1/1 | 3 [3–3] |" in gpu
     assert "| lion |" not in text
     warnings = capsys.readouterr().err
-    assert str(running) in warnings and "unreadable" in warnings
+    assert running.relative_to(tmp_path).as_posix() in warnings  # named as still running
+    assert f"skipping {broken}: record.json cannot be read" in warnings
 
 
 def test_comparison_sweeps_every_submission_with_defaults_on_the_embedded_workloads():

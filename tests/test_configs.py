@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import pytest
+from hydra import compose, initialize_config_dir
+from hydra.types import RunMode
 from hydra.utils import instantiate
 
+from harness import results
 from harness.launch import build, prepare
+from harness.loggers import RunLogger
 from harness.spec import Submission, Workload
 from submissions.schedules import Schedule
-from tests.conftest import compose_config, group_choices
+from tests.helpers import CONF, compose_config, group_choices
 
 
 @pytest.mark.parametrize("workload", group_choices("workload"))
@@ -54,25 +58,32 @@ def test_ruleset_config_composes(ruleset, results_dir):
 @pytest.mark.parametrize("logger", group_choices("logger"))
 def test_logger_config_builds(logger, results_dir):
     cfg = compose_config([f"logger={logger}"], results_dir)
-    assert build(cfg.logger, "logger") is not None
+    assert isinstance(build(cfg.logger, "logger"), RunLogger)
 
 
 @pytest.mark.parametrize("experiment", group_choices("experiment"))
-def test_experiment_config_composes(experiment, results_dir):
-    cfg = compose_config([f"experiment={experiment}"], results_dir)
-    assert cfg.experiment_name
+def test_experiment_config_composes_to_a_sweep_of_existing_choices(experiment, results_dir):
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose(
+            "config",
+            overrides=[f"results_dir={results_dir}", f"experiment={experiment}"],
+            return_hydra_config=True,
+        )
+    assert cfg.experiment_name == experiment, "results go to a folder named like the YAML"
+    assert cfg.hydra.mode == RunMode.MULTIRUN
+    for group, values in cfg.hydra.sweeper.params.items():
+        if group in ("submission", "workload") and not values.startswith("glob("):
+            unknown = set(values.split(",")) - set(group_choices(group))
+            assert not unknown, f"{experiment} sweeps {group} choices that do not exist: {unknown}"
 
 
 def test_hydra_run_dir_follows_results_layout(results_dir):
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-
-    from tests.conftest import CONF
-
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = hydra_compose(
+        cfg = compose(
             "config",
             overrides=["submission=lion", "workload=friedman", "study=2", "trial=0"],
             return_hydra_config=True,
         )
-    assert cfg.hydra.run.dir == "results/default/fixed/lion/friedman/study_2/trial_0"
+    expected = results.run_dir("results", "default", "fixed", "lion", "friedman", 2, 0)
+    assert cfg.hydra.run.dir == str(expected)
+    assert f"{cfg.hydra.sweep.dir}/{cfg.hydra.sweep.subdir}" == str(expected)

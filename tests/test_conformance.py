@@ -7,68 +7,40 @@ the batch size, schedule swaps and search-space validation.
 
 from __future__ import annotations
 
-import functools
 import io
 from collections.abc import Iterator
-from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 import torch
 from hydra.utils import get_class, instantiate
-from omegaconf import DictConfig
 from torch import nn
 
 from harness.data import derive_seed
 from harness.errors import UserError
-from harness.launch import build, prepare
+from harness.launch import prepare, standalone_record
 from harness.runner import Runner, RunSettings
-from harness.spec import Batch, LossType, Submission, Workload
+from harness.spec import Batch, LossType, Workload
 from submissions.generic import OptimizerSubmission
-from tests.conftest import (
+from tests.helpers import (
     CONF,
     EMBEDDED_WORKLOADS,
+    TINY,
+    Trainer,
+    build_submission,
     compose_config,
     group_choices,
     run_cli,
     run_in_process,
+    submission_config,
 )
 from workloads.common import mean_squared_error
 
 SUBMISSIONS = group_choices("submission")
 SCHEDULES = group_choices("submission/schedule")
-# The embedded workloads made tiny: same data, model family and contract, millisecond steps.
-TINY = {
-    "digits": ["workload.width=4"],
-    "friedman": [
-        "workload.width=16",
-        "workload.depth=2",
-        "workload.num_train=512",
-        "workload.num_validation=256",
-    ],
-    "shakespeare": [
-        "workload.width=16",
-        "workload.depth=1",
-        "workload.num_heads=2",
-        "workload.context_length=16",
-        "workload.eval_tokens=256",
-    ],
-}
 # Enough steps for periodic work (Sophia's Hessian estimate, SOAP's and Shampoo's
 # preconditioners: every 10 steps by default) to be in the checkpointed state.
 STEPS_BEFORE_CHECKPOINT = 12
 STEPS_AFTER_CHECKPOINT = 2
-
-
-@functools.cache
-def submission_config(name: str, overrides: tuple[str, ...]) -> DictConfig:
-    return compose_config([f"submission={name}", *overrides], Path("unused-results"))
-
-
-def build_submission(name: str, overrides: list[str]) -> tuple[Submission, SimpleNamespace]:
-    """A new (submission, hyperparameters), built and validated exactly as a run does."""
-    _, submission, hyperparameters = prepare(submission_config(name, tuple(overrides)))
-    return submission, SimpleNamespace(**hyperparameters)
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -79,63 +51,6 @@ def one_thread() -> Iterator[None]:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def tiny_workloads(tmp_path_factory) -> dict[str, Workload]:
-    """Each tiny embedded workload, set up once (loading the data is the slow part)."""
-    folder = tmp_path_factory.mktemp("workloads")
-    built = {}
-    for name in EMBEDDED_WORKLOADS:
-        cfg = compose_config([f"workload={name}", *TINY[name]], folder)
-        built[name] = build(cfg.workload, "workload")
-        built[name].setup(torch.device("cpu"))
-    return built
-
-
-class Trainer:
-    """Calls the submission functions the way harness/runner.py does, without the clock."""
-
-    def __init__(self, submission: Submission, hyperparameters, workload: Workload, rng: int):
-        self.submission, self.hyperparameters, self.workload = submission, hyperparameters, workload
-        self.model, self.model_state = workload.init_model_fn(rng=rng)
-        self.types = workload.model_params_types(self.model)
-        self.optimizer_state = submission.init_optimizer_state(
-            workload, self.model, self.model_state, hyperparameters, rng=rng
-        )
-
-    def step(self, batch: Batch, global_step: int) -> torch.Tensor:
-        torch.manual_seed(derive_seed(7, global_step))  # as if restored from a checkpoint
-        self.optimizer_state, self.model, self.model_state = self.submission.update_params(
-            self.workload,
-            self.model,
-            self.types,
-            self.model_state,
-            self.hyperparameters,
-            batch,
-            self.workload.loss_type,
-            self.optimizer_state,
-            [],
-            global_step,
-            derive_seed(0, global_step),
-        )
-        return self.submission.last_loss
-
-    def prepare_for_eval(self, global_step: int) -> None:
-        self.optimizer_state, self.model, self.model_state = self.submission.prepare_for_eval(
-            self.workload,
-            self.model,
-            self.types,
-            self.model_state,
-            self.hyperparameters,
-            self.workload.loss_type,
-            self.optimizer_state,
-            global_step,
-            derive_seed(0, global_step, 1),
-        )
-
-    def parameters(self) -> dict[str, torch.Tensor]:
-        return {name: p.detach().clone() for name, p in self.model.named_parameters()}
 
 
 def through_disk(state: dict) -> dict:
@@ -283,10 +198,10 @@ def test_defaults_decrease_an_ill_conditioned_quadratic(submission_name, quadrat
         hyperparameters,
         settings,
         tmp_path / "run",
-        record_base={"target": quadratic.describe(), "seed": 0},
+        standalone_record(quadratic),
     )
     record = runner.run()
-    assert record["status"] == "not_reached", record.get("error")
+    assert record.status == "not_reached", record.error
     final = runner.state.eval_measurements[-1]["validation/loss"]
     # Sign-based methods move each weight by at most ~lr per step, so the bar is a decrease,
     # not convergence: a step that does nothing (ratio exactly 1) or goes uphill fails it.
@@ -323,8 +238,8 @@ def test_update_params_sees_the_batch_size_from_get_batch_size(
 
     monkeypatch.setattr(cls, "update_params", spy)
     record = run_in_process(overrides, results_dir)
-    assert record["status"] != "failed", record.get("error")
-    assert seen == [24, 24] and record["batch_size"] == 24
+    assert record.status != "failed", record.error
+    assert seen == [24, 24] and record.batch_size == 24
 
 
 def learning_rates(optimizer_state) -> list[float]:
@@ -388,6 +303,7 @@ def test_malformed_search_space_names_submission_key_and_valid_forms(
     assert "feasible_points" in message
 
 
+@pytest.mark.slow
 def test_malformed_search_space_is_one_paragraph_on_the_command_line(tmp_path):
     result = run_cli(
         ["submission=sophia", "submission.search_space.rho.scaling=cubic", "max_steps=1"],

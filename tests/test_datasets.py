@@ -20,7 +20,7 @@ from harness.errors import DatasetMissingError, UserError
 from harness.launch import build
 from harness.spec import ForwardPassMode
 from tests import fake_datasets
-from tests.conftest import CONF, compose_config, run_in_process
+from tests.helpers import CONF, compose_config, run_in_process
 from workloads import datasets
 from workloads.image_classification import cifar
 from workloads.image_classification.augment import random_cutout, random_flip, random_translate
@@ -106,9 +106,9 @@ def test_offline_error_says_what_to_put_where(tmp_path, offline):
 def test_cifar_run_offline_fails_with_the_clear_error(tmp_path, offline, monkeypatch):
     monkeypatch.setenv(datasets.DATA_DIR_VARIABLE, str(tmp_path / "empty"))
     record = run_in_process(["workload=cifar", "max_steps=1", "progress=none"], tmp_path)
-    assert record["status"] == "failed"
-    assert "DatasetMissingError" in record["error"]
-    assert str(tmp_path / "empty" / "cifar-10-python.tar.gz") in record["error"]
+    assert record.status == "failed"
+    assert "DatasetMissingError" in record.error
+    assert str(tmp_path / "empty" / "cifar-10-python.tar.gz") in record.error
 
 
 # -- CIFAR-10 -----------------------------------------------------------------------------

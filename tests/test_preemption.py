@@ -20,40 +20,20 @@ import pytest
 import torch
 
 from harness import preemption, results
-from tests.conftest import ROOT, read_csv, run_dir_of, run_in_process
+from tests.helpers import (
+    PREEMPTIBLE,
+    ROOT,
+    assert_same_result,
+    checkpoint_step,
+    checkpointed_record,
+    cli_environment,
+    default_run_dir,
+    read_csv,
+    run_dir_of,
+    run_in_process,
+)
 
-# Long enough to be interrupted after its first evaluation checkpoint (step 100), short enough
-# for a test; a target of 1.2 is reached around step 600, and the run goes on to 1000.
-PREEMPTIBLE = [
-    "workload=friedman",
-    "workload.target=1.2",
-    "threads=1",
-    "stop_at_target=false",
-    "max_steps=1000",
-    "workload.eval_every_steps=100",
-    "progress=none",
-]
-RUN_DIR = "results/default/fixed/adamw/friedman/study_0/trial_0"
 WAIT_SECONDS = 240  # the machine may be shared and slow: generous, but never endless
-NOT_COMPARED = {  # wall-clock columns, and the count of interruptions (checked separately)
-    "accumulated_submission_time",
-    "accumulated_eval_time",
-    "accumulated_logging_time",
-    "preemption_count",
-}
-
-
-def comparable(rows: list[dict]) -> list[dict]:
-    return [{k: v for k, v in row.items() if k not in NOT_COMPARED} for row in rows]
-
-
-def assert_same_result(run_dir: Path, reference_dir: Path) -> None:
-    """Same status, steps-to-target and evaluation values as the uninterrupted reference."""
-    record, reference = results.read_record(run_dir), results.read_record(reference_dir)
-    assert record["status"] == reference["status"] == "reached"
-    assert record["steps_to_target"] == reference["steps_to_target"]
-    rows = read_csv(run_dir / results.EVAL_FILE)
-    assert comparable(rows) == comparable(read_csv(reference_dir / results.EVAL_FILE))
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +52,7 @@ def start_run(cwd: Path) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, str(ROOT / "run.py"), *PREEMPTIBLE],
         cwd=cwd,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        env=cli_environment(),
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -85,7 +65,7 @@ def rerun(cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, str(ROOT / "run.py"), *PREEMPTIBLE],
         cwd=cwd,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        env=cli_environment(),
         stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,
@@ -93,20 +73,7 @@ def rerun(cwd: Path) -> subprocess.CompletedProcess:
     )
 
 
-def checkpointed_record(run_dir: Path) -> dict | None:
-    """The record of a run still running after its first evaluation checkpoint, else None."""
-    record = results.read_record(run_dir)
-    if (
-        record
-        and record["status"] == "running"
-        and record.get("global_step", 0) >= 100
-        and (run_dir / results.CHECKPOINT_FILE).exists()
-    ):
-        return record
-    return None
-
-
-def wait_for_checkpoint(run_dir: Path, process: subprocess.Popen) -> dict:
+def wait_for_checkpoint(run_dir: Path, process: subprocess.Popen) -> results.RunRecord:
     deadline = time.monotonic() + WAIT_SECONDS
     while time.monotonic() < deadline:
         record = checkpointed_record(run_dir)
@@ -118,13 +85,9 @@ def wait_for_checkpoint(run_dir: Path, process: subprocess.Popen) -> dict:
     pytest.fail(f"no checkpoint in {run_dir} after {WAIT_SECONDS}s")
 
 
-def checkpoint_step(run_dir: Path) -> int:
-    checkpoint = results.load_checkpoint(run_dir / results.CHECKPOINT_FILE)
-    return checkpoint["train_state"]["global_step"]
-
-
+@pytest.mark.slow
 def test_sigterm_checkpoints_at_the_next_step_and_the_rerun_ends_the_same(tmp_path, reference_dir):
-    run_dir = tmp_path / RUN_DIR
+    run_dir = default_run_dir(tmp_path / "results")
     process = start_run(tmp_path)
     wait_for_checkpoint(run_dir, process)
     process.send_signal(signal.SIGTERM)
@@ -133,36 +96,37 @@ def test_sigterm_checkpoints_at_the_next_step_and_the_rerun_ends_the_same(tmp_pa
     assert process.returncode == 3, output
     assert "Run the same command again to resume" in stderr and "Traceback" not in output
 
-    stopped = results.read_record(run_dir)
-    assert stopped["status"] == "running"
+    stopped = results.load_record(run_dir)
+    assert stopped.status == "running"
     # The checkpoint was written when the signal was honoured, at a step boundary: the record
     # written with it names the same step (an evaluation checkpoint would be a multiple of 100).
-    assert checkpoint_step(run_dir) == stopped["global_step"] >= 100
-    assert f"stopped by signal SIGTERM at step {stopped['global_step']}" in output
+    assert checkpoint_step(run_dir) == stopped.global_step >= 100
+    assert f"stopped by signal SIGTERM at step {stopped.global_step}" in output
 
     resumed = rerun(tmp_path)
     assert resumed.returncode == 0, resumed.stderr
-    assert results.read_record(run_dir)["preemption_count"] == 1
+    assert results.load_record(run_dir).preemption_count == 1
     assert_same_result(run_dir, reference_dir)
 
 
+@pytest.mark.slow
 def test_sigkill_then_rerun_resumes_from_the_last_evaluation(tmp_path, reference_dir):
-    run_dir = tmp_path / RUN_DIR
+    run_dir = default_run_dir(tmp_path / "results")
     process = start_run(tmp_path)
     wait_for_checkpoint(run_dir, process)
     process.send_signal(signal.SIGKILL)
     process.communicate(timeout=WAIT_SECONDS)
     assert process.returncode == -signal.SIGKILL
 
-    killed = results.read_record(run_dir)
-    assert killed["status"] == "running"  # nothing could be written after the kill
+    killed = results.load_record(run_dir)
+    assert killed.status == "running"  # nothing could be written after the kill
     assert checkpoint_step(run_dir) % 100 == 0  # the last evaluation's checkpoint
 
     resumed = rerun(tmp_path)
     assert resumed.returncode == 0, resumed.stderr
     assert "resuming from the checkpoint" in resumed.stdout + resumed.stderr
-    record = results.read_record(run_dir)
-    assert record["preemption_count"] == 1
+    record = results.load_record(run_dir)
+    assert record.preemption_count == 1
     rows = read_csv(run_dir / results.EVAL_FILE)
     assert [int(row["preemption_count"]) for row in rows][-1] == 1
     assert_same_result(run_dir, reference_dir)
@@ -206,7 +170,7 @@ def test_a_handler_that_declines_to_requeue_leaves_the_run_resumable(tmp_path):
         raise RuntimeError("Job not requeued because: timed-out too many times.")
 
     results_dir = tmp_path / "results"
-    run_dir = results_dir / RUN_DIR.removeprefix("results/")
+    run_dir = default_run_dir(results_dir)
 
     def signal_after_first_checkpoint():
         deadline = time.monotonic() + WAIT_SECONDS
@@ -226,6 +190,6 @@ def test_a_handler_that_declines_to_requeue_leaves_the_run_resumable(tmp_path):
         signal.signal(signal.SIGUSR2, previous)
         torch.set_num_threads(threads)
     assert declined == [signal.SIGUSR2]
-    record = results.read_record(run_dir)
-    assert record["status"] == "running" and record["error"] is None
-    assert checkpoint_step(run_dir) == record["global_step"] >= 100
+    record = results.load_record(run_dir)
+    assert record.status == "running" and record.error is None
+    assert checkpoint_step(run_dir) == record.global_step >= 100

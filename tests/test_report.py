@@ -17,9 +17,8 @@ import pytest
 
 from harness import results
 from harness.report import cli as report
-from harness.report import figures, scoring
-from harness.report import load as results_table
-from tests.conftest import ROOT, SMOKE, run_in_process
+from harness.report import figures, load, scoring
+from tests.helpers import ROOT, SMOKE, run_in_process
 from tests.synthetic_results import write_run, write_study_grid
 
 FAST = ["--resamples", "50", "--no-figures"]
@@ -98,6 +97,7 @@ def test_latex_table_compiles(grid, tmp_path, capsys):
     assert (tmp_path / "paper.pdf").stat().st_size > 1000
 
 
+@pytest.mark.slow
 def test_figures_are_written_non_empty_and_without_overlapping_labels(tmp_path, capsys):
     times = {  # five workloads (two rows of panels), four submissions, one with a long name
         (s, w): [base * f, base * f * 1.1, None if s == "sgd" else base * f * 0.95]
@@ -119,6 +119,7 @@ def test_figures_are_written_non_empty_and_without_overlapping_labels(tmp_path, 
         assert image.shape[1] >= 600 and image[..., :3].std() > 0.05  # drawn, not blank
 
 
+@pytest.mark.slow
 def test_figures_stay_readable_with_every_shipped_submission(tmp_path, capsys):
     """The first comparison has 22 submissions: the legends must not squash the plots."""
     names = sorted(path.stem for path in (ROOT / "conf" / "submission").glob("*.yaml"))
@@ -136,24 +137,21 @@ def test_figures_stay_readable_with_every_shipped_submission(tmp_path, capsys):
 
 
 def test_one_look_per_submission_in_every_figure(grid):
-    loaded = results_table.load(grid, use_cache=False)
+    loaded = load.load(grid, use_cache=False)
     (group,) = report.build_groups(loaded.runs, scoring.Settings(n_resamples=20))
     looks = figures.submission_looks(["sgd_nesterov", "lion", "adamw", "lion"])
     assert looks == figures.submission_looks(["adamw", "lion", "sgd_nesterov"])
-    caption = figures.Caption("hw", "n")
-    made = [
-        figures.profile_figure(group.board, looks, caption),
-        figures.curves_figure(
-            group.board, loaded.evaluations, group.context.targets, looks, caption, "time"
-        ),
-    ]
-    for fig in made:
+    data = figures.FigureData(
+        group.board, loaded.evaluations, group.context.targets, looks, figures.Caption("hw", "n")
+    )
+    for figure, draw in figures.FIGURES.items():  # a new figure is checked without an edit
+        fig = draw(data)
         legend = fig.legends[0]
         for text, line in zip(legend.get_texts(), legend.get_lines(), strict=False):
             name = text.get_text().split(" ")[0]
             if name in looks:
-                assert line.get_color() == looks[name].color
-        assert figures.layout_problems(fig) == []
+                assert line.get_color() == looks[name].color, (figure, name)
+        assert figures.layout_problems(fig) == [], figure
 
 
 def test_hardware_is_never_mixed_unless_asked(tmp_path, capsys):
@@ -249,16 +247,16 @@ def test_incomplete_studies_are_reported_not_silently_scored(grid, capsys):
 
 def test_cache_is_reused_and_follows_changes(grid, monkeypatch):
     parsed: list[int] = []
-    real_parse = results_table.parse_runs
+    real_parse = load.parse_runs
 
     def counting_parse(root, run_dirs):
         run_dirs = list(run_dirs)
         parsed.append(len(run_dirs))
         return real_parse(root, run_dirs)
 
-    monkeypatch.setattr(results_table, "parse_runs", counting_parse)
-    first = results_table.load(grid)
-    second = results_table.load(grid)
+    monkeypatch.setattr(load, "parse_runs", counting_parse)
+    first = load.load(grid)
+    second = load.load(grid)
     assert parsed == [90]  # the second load read the cache only
     pd.testing.assert_frame_equal(first.runs, second.runs)
     pd.testing.assert_frame_equal(
@@ -268,13 +266,13 @@ def test_cache_is_reused_and_follows_changes(grid, monkeypatch):
     write_run(grid, "adamw", "digits", 0, 0, 3.0)  # rewritten: a new time
     shutil.rmtree(grid / "synthetic/external/lion/friedman/study_2")  # removed
     write_run(grid, "adamw", "shakespeare", 0, 0, 7.0)  # added
-    third = results_table.load(grid)
+    third = load.load(grid)
     assert parsed[1] == 2  # the rewritten and the added run
     runs = third.runs.set_index("run_id")
     assert runs.loc["synthetic/external/adamw/digits/study_0/trial_0", "time_to_target"] == 3.0
     assert len(runs) == 90 - 5 + 1
     assert set(third.evaluations["run_id"].astype(str)) == set(runs.index)
-    fresh = results_table.load(grid, use_cache=False)
+    fresh = load.load(grid, use_cache=False)
     pd.testing.assert_frame_equal(third.runs, fresh.runs)
 
 
@@ -282,7 +280,7 @@ def test_record_and_evaluations_disagreeing_is_a_warning(grid):
     run_dir = write_run(grid, "adamw", "digits", 0, 0, 10.0)
     record = json.loads((run_dir / results.RECORD_FILE).read_text())
     (run_dir / results.RECORD_FILE).write_text(json.dumps({**record, "time_to_target": 4.0}))
-    (warning,) = results_table.load(grid, use_cache=False).warnings
+    (warning,) = load.load(grid, use_cache=False).warnings
     assert "study_0/trial_0" in warning and "say 10 s" in warning
 
 

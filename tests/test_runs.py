@@ -9,8 +9,7 @@ import pytest
 import torch
 
 from harness import preemption, results
-from tests.conftest import SMOKE, read_csv, run_dir_of, run_in_process
-from tests.helpers import make_runner
+from tests.helpers import SMOKE, make_runner, read_csv, run_dir_of, run_in_process
 
 TIME_COLUMNS = {"accumulated_submission_time", "accumulated_eval_time", "accumulated_logging_time"}
 
@@ -20,7 +19,12 @@ def measurements_without_time(rows):
 
 
 @pytest.mark.parametrize(
-    "workload, target", [("digits", 0.12), ("friedman", 24.0), ("shakespeare", 3.5)]
+    "workload, target",
+    [
+        ("digits", 0.12),
+        ("friedman", 24.0),
+        pytest.param("shakespeare", 3.5, marks=pytest.mark.slow),
+    ],
 )
 def test_same_seed_same_steps_and_metrics(tmp_path, workload, target):
     overrides = [
@@ -33,8 +37,8 @@ def test_same_seed_same_steps_and_metrics(tmp_path, workload, target):
     ]
     first = run_in_process([*overrides, "experiment_name=a"], tmp_path)
     second = run_in_process([*overrides, "experiment_name=b"], tmp_path)
-    assert first["status"] == second["status"] == "reached"
-    assert first["steps_to_target"] == second["steps_to_target"]
+    assert first.status == second.status == "reached"
+    assert first.steps_to_target == second.steps_to_target
     rows = [read_csv(run_dir_of(r, tmp_path) / results.EVAL_FILE) for r in (first, second)]
     assert measurements_without_time(rows[0]) == measurements_without_time(rows[1])
     hparams = [
@@ -76,9 +80,23 @@ def test_results_files_and_columns(results_dir):
         "wall_time_sec",
         "error",
         "hyperparameters",
+        "ruleset",
+        "record_format",
     ):
         assert key in saved, key
-    assert saved["target"]["target_metric"] == "validation/accuracy"
+    assert saved["record_format"] == results.RECORD_FORMAT
+    assert saved["target"] == {
+        "metric": "validation/accuracy",
+        "value": 0.99,
+        "lower_is_better": False,
+    }
+    assert saved["ruleset"] == {
+        "name": "fixed",
+        "tune": False,
+        "budget_factor": 1.0,
+        "num_studies": None,
+        "num_trials": 1,
+    }
     assert json.loads((run_dir / results.HPARAMS_FILE).read_text()) == saved["hyperparameters"]
     assert (
         "_target_: workloads.image_classification.digits.DigitsWorkload"
@@ -102,11 +120,11 @@ def test_divergence_is_recorded(results_dir):
         "progress=none",
     ]
     record = run_in_process(overrides, results_dir)
-    assert record["status"] == "diverged"
-    assert record["time_to_target"] is None and record["steps_to_target"] is None
-    assert record["global_step"] < 200
+    assert record.status == "diverged"
+    assert record.time_to_target is None and record.steps_to_target is None
+    assert record.global_step < 200
     saved = results.read_record(run_dir_of(record, results_dir))
-    assert saved["status"] == "diverged"
+    assert saved.status == "diverged"
 
 
 def test_nan_loss_is_divergence(results_dir):
@@ -119,17 +137,18 @@ def test_nan_loss_is_divergence(results_dir):
         "progress=none",
     ]
     record = run_in_process(overrides, results_dir)
-    assert record["status"] == "diverged"
+    assert record.status == "diverged"
 
 
 def test_crashing_run_records_failure(results_dir):
     overrides = ["workload=digits", "submission.batch_size=100000", *SMOKE]
     record = run_in_process(overrides, results_dir)
-    assert record["status"] == "failed"
-    assert "batch size 100000 exceeds" in record["error"]
-    assert results.read_record(run_dir_of(record, results_dir))["status"] == "failed"
+    assert record.status == "failed"
+    assert "batch size 100000 exceeds" in record.error
+    assert results.load_record(run_dir_of(record, results_dir)).status == "failed"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("workload", ["digits", "shakespeare"])
 def test_resumed_run_matches_uninterrupted(tmp_path, monkeypatch, workload):
     overrides = [f"workload={workload}", "workload.eval_every_steps=4", "submission=adamw"]
@@ -145,12 +164,12 @@ def test_resumed_run_matches_uninterrupted(tmp_path, monkeypatch, workload):
     monkeypatch.setattr(preemption, "requested", fake_signal)
     with pytest.raises(preemption.Preempted):
         interrupted.run()
-    assert results.read_record(tmp_path / "interrupted")["status"] == "running"
+    assert results.load_record(tmp_path / "interrupted").status == "running"
     monkeypatch.setattr(preemption, "requested", lambda: None)
 
     resumed = make_runner(overrides, tmp_path / "interrupted", max_steps=16)
     record = resumed.run()
-    assert record["preemption_count"] == 1
+    assert record.preemption_count == 1
     expected = measurements_without_time(reference.state.eval_measurements)
     got = measurements_without_time(resumed.state.eval_measurements)
     for row in got:

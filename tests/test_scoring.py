@@ -1,5 +1,5 @@
-"""Scoring against hand-computed answers (DESIGN §8), the AlgoPerf discretisation, medians over
-studies, best trials, speedups, and bootstrap intervals over studies."""
+"""Scoring (docs/design.md) against hand-computed answers, the AlgoPerf discretisation, medians
+over studies, best trials, speedups, and bootstrap intervals over studies."""
 
 from __future__ import annotations
 
@@ -9,8 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from harness.report import load as results_table
-from harness.report import scoring
+from harness.report import load, scoring
 from tests.synthetic_results import write_study_grid
 
 INF = math.inf
@@ -130,7 +129,7 @@ def test_scores_from_run_folders_match_the_hand_computed_ones(tmp_path):
         for j, t in enumerate(TIMES[i])
     }
     write_study_grid(tmp_path, times)
-    loaded = results_table.load(tmp_path, use_cache=False)
+    loaded = load.load(tmp_path, use_cache=False)
     assert not loaded.skipped and not loaded.warnings
     for method, expected in (("exact", EXACT), ("algoperf", ALGOPERF)):
         board = scoring.score(loaded.runs, scoring.Settings(method=method, n_resamples=50))

@@ -22,16 +22,19 @@ from pathlib import Path
 import pytest
 
 from harness import results
-from tests.conftest import ROOT, run_cli
-from tests.test_preemption import (
+from tests.helpers import (
     PREEMPTIBLE,
+    ROOT,
+    assert_hyperparameters_match,
     assert_same_result,
     checkpoint_step,
     checkpointed_record,
+    default_run_dir,
+    expected_hyperparameters,
+    run_cli,
 )
-from tests.test_sweeps import assert_hyperparameters_match, expected_hyperparameters
 
-pytestmark = pytest.mark.slurm
+pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 WAIT_SECONDS = 300  # a shared, loaded machine can be slow; every wait still has an end
 REVOKED_CREDENTIAL_SECONDS = 2  # see `interrupt`
 
@@ -120,27 +123,30 @@ def test_sweep_as_a_job_array_with_a_crashing_task_then_rerun(tmp_path):
     assert first.returncode == 0, output
     assert "sweep: 4 tasks, 0 of them already finished" in output
     assert "sweep: 2/4 done, 0 running, 2 failed, 0 pending" in output
-    runs = tmp_path / "results/default/external/adamw"
+
+    def run_dir(workload: str, trial: int) -> Path:
+        return default_run_dir(tmp_path / "results", "adamw", workload, 0, trial, "external")
+
     job_ids = set()
     for trial in (0, 1):
-        finished = results.read_record(runs / f"friedman/study_0/trial_{trial}")
-        assert finished["status"] in results.DONE_STATUSES
-        job_ids.add(finished["slurm_job_id"])
-        written = results.read_json(runs / f"friedman/study_0/trial_{trial}/hparams.json")
+        finished = results.load_record(run_dir("friedman", trial))
+        assert finished.finished
+        job_ids.add(finished.slurm_job_id)
+        written = results.read_json(run_dir("friedman", trial) / results.HPARAMS_FILE)
         assert_hyperparameters_match(written, expected_hyperparameters("adamw", 0, trial))
-        crashed = results.read_record(runs / f"digits/study_0/trial_{trial}")
-        assert crashed["status"] == "failed" and "batch size 2000 exceeds" in crashed["error"]
+        crashed = results.load_record(run_dir("digits", trial))
+        assert crashed.status == "failed" and "batch size 2000 exceeds" in crashed.error
     assert None not in job_ids and len(job_ids) == 2, "each task is its own Slurm job"
     assert not list((tmp_path / "results").rglob("*.pkl")), "results/ must hold no pickle"
     assert list((tmp_path / ".slurm" / "submitit").rglob("*.pkl"))
 
-    done = {t: (runs / f"friedman/study_0/trial_{t}/record.json").read_text() for t in (0, 1)}
+    done = {t: (run_dir("friedman", t) / results.RECORD_FILE).read_text() for t in (0, 1)}
     again = run_cli(SWEEP, tmp_path, timeout=WAIT_SECONDS)
     output = again.stdout + again.stderr
     assert again.returncode == 0, output
     assert "sweep: 4 tasks, 2 of them already finished (not submitted)" in output
     for trial, text in done.items():
-        assert (runs / f"friedman/study_0/trial_{trial}/record.json").read_text() == text
+        assert (run_dir("friedman", trial) / results.RECORD_FILE).read_text() == text
 
 
 # -- preemption -----------------------------------------------------------------------------------
@@ -150,10 +156,10 @@ def interrupt(run_dir: Path, signal_job, process, log) -> dict:
     record = wait_for(
         lambda: checkpointed_record(run_dir), f"a checkpoint in {run_dir}", process, log
     )
-    job_id = record["slurm_job_id"]
+    job_id = record.slurm_job_id
     signal_job(job_id)
     wait_for(lambda: job_state(job_id) == "PENDING", f"job {job_id} requeued", process, log)
-    stopped = {"record": results.read_record(run_dir), "checkpoint_step": checkpoint_step(run_dir)}
+    stopped = {"record": results.load_record(run_dir), "checkpoint_step": checkpoint_step(run_dir)}
     # slurmd refuses to start a job again within the second its credential was revoked (the
     # kill of the requeue): "Killing non-startable batch job: Job credential revoked", and the
     # job ends FAILED. Slurm's own ~2 minute hold avoids that; a release a moment later does too.
@@ -170,10 +176,10 @@ def test_requeued_and_signalled_runs_end_like_an_uninterrupted_run(tmp_path):
     args = ["-m", "hydra/launcher=slurm", "experiment_name=reference,requeued,signalled"]
     process, log = start_sweep([*args, *PREEMPTIBLE], tmp_path)
     try:
-        layout = "fixed/adamw/friedman/study_0/trial_0"
-        reference = tmp_path / "results/reference" / layout
-        requeued = tmp_path / "results/requeued" / layout
-        signalled = tmp_path / "results/signalled" / layout
+        reference, requeued, signalled = (
+            default_run_dir(tmp_path / "results", experiment=name)
+            for name in ("reference", "requeued", "signalled")
+        )
         by_requeue = interrupt(
             requeued, lambda job: slurm("scontrol", "requeue", job), process, log
         )
@@ -191,28 +197,28 @@ def test_requeued_and_signalled_runs_end_like_an_uninterrupted_run(tmp_path):
 
     for stopped in (by_requeue, by_signal):
         # Checkpointed at the step boundary after the signal, not only at the last evaluation.
-        assert stopped["record"]["status"] == "running"
-        assert stopped["checkpoint_step"] == stopped["record"]["global_step"] >= 100
+        assert stopped["record"].status == "running"
+        assert stopped["checkpoint_step"] == stopped["record"].global_step >= 100
     logs = submitit_logs(tmp_path)
-    step = by_requeue["record"]["global_step"]
+    step = by_requeue["record"].global_step
     assert f"stopped by signal SIGTERM at step {step}" in logs
-    step = by_signal["record"]["global_step"]
+    step = by_signal["record"].global_step
     assert f"stopped by signal SIGUSR2 at step {step}" in logs
     assert "Requeued job" in logs, "submitit's own handler must still requeue the job"
 
     for run_dir in (requeued, signalled):
-        assert results.read_record(run_dir)["preemption_count"] == 1
+        assert results.load_record(run_dir).preemption_count == 1
         assert_same_result(run_dir, reference)
-    assert results.read_record(reference)["preemption_count"] == 0
+    assert results.load_record(reference).preemption_count == 0
 
 
 def test_a_cancelled_task_is_reported_not_waited_for(tmp_path):
     """No sacct on the local cluster: the launcher learns from squeue that the job is gone."""
     process, log = start_sweep(["-m", "hydra/launcher=slurm", *PREEMPTIBLE], tmp_path)
     try:
-        run_dir = tmp_path / "results/default/fixed/adamw/friedman/study_0/trial_0"
+        run_dir = default_run_dir(tmp_path / "results")
         record = wait_for(lambda: checkpointed_record(run_dir), "a checkpoint", process, log)
-        slurm("scancel", record["slurm_job_id"])
+        slurm("scancel", record.slurm_job_id)
         process.wait(timeout=WAIT_SECONDS)
     finally:
         if process.poll() is None:
@@ -223,5 +229,5 @@ def test_a_cancelled_task_is_reported_not_waited_for(tmp_path):
     assert "1 of 1 tasks ended without a result" in output
     assert str(run_dir.relative_to(tmp_path)) in output
     # The cancelled run checkpointed on SIGTERM: running the sweep again resumes it.
-    assert results.read_record(run_dir)["status"] == "running"
+    assert results.load_record(run_dir).status == "running"
     assert (run_dir / results.CHECKPOINT_FILE).exists()

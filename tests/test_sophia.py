@@ -9,7 +9,7 @@ import torch
 
 from harness.spec import LossType
 from submissions.sophia import sample_labels
-from tests.test_conformance import Trainer, build_submission, tiny_workloads  # noqa: F401
+from tests.helpers import Trainer, build_submission
 from workloads.common import mean_squared_error, softmax_cross_entropy
 
 BATCH, FEATURES, CLASSES, DRAWS = 16, 3, 4, 4000
@@ -36,7 +36,7 @@ def inputs() -> torch.Tensor:
 
 
 def test_squared_error_estimate_matches_the_hessian_diagonal(inputs):
-    weight = torch.randn(1, FEATURES)
+    weight = torch.randn(1, FEATURES, generator=torch.Generator().manual_seed(2))
     estimate = gnb_average(
         LossType.MEAN_SQUARED_ERROR, mean_squared_error, inputs, torch.zeros(BATCH), weight
     )
@@ -46,7 +46,7 @@ def test_squared_error_estimate_matches_the_hessian_diagonal(inputs):
 
 
 def test_cross_entropy_estimate_matches_the_gauss_newton_diagonal(inputs):
-    weight = torch.randn(CLASSES, FEATURES)
+    weight = torch.randn(CLASSES, FEATURES, generator=torch.Generator().manual_seed(3))
     targets = torch.zeros(BATCH, dtype=torch.long)
     estimate = gnb_average(
         LossType.SOFTMAX_CROSS_ENTROPY, softmax_cross_entropy, inputs, targets, weight
@@ -59,7 +59,7 @@ def test_cross_entropy_estimate_matches_the_gauss_newton_diagonal(inputs):
 
 
 @pytest.mark.parametrize("workload_name", ["friedman", "digits"])
-def test_the_hessian_estimate_is_taken_every_kth_step(workload_name, tiny_workloads):  # noqa: F811
+def test_the_hessian_estimate_is_taken_every_kth_step(workload_name, tiny_workloads):
     submission, hyperparameters = build_submission("sophia", ["submission.batch_size=8"])
     workload = tiny_workloads[workload_name]
     trainer = Trainer(submission, hyperparameters, workload, rng=0)

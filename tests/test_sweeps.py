@@ -3,15 +3,19 @@ finished runs skipped on a rerun, force=true, the local submitit launcher, sweep
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import pytest
-from omegaconf import OmegaConf
-from scipy.stats import qmc
 
 from harness import results, sweep
-from tests.conftest import CONF, group_choices, run_cli
+from tests.helpers import (
+    CONF,
+    assert_hyperparameters_match,
+    default_run_dir,
+    expected_hyperparameters,
+    group_choices,
+    run_cli,
+)
 
 SUBMISSIONS, STUDIES, TRIALS = ("adamw", "lion"), (0, 1), (0, 1)
 SWEEP = [
@@ -25,39 +29,13 @@ SWEEP = [
     "workload.eval_every_steps=2",
     "progress=none",
 ]
-RUNS = "results/default/external/{submission}/friedman/study_{study}/trial_{trial}"
-
-
-def expected_hyperparameters(submission: str, study: int, trial: int) -> dict:
-    """Recomputed from the submission's YAML and scipy alone: point `trial` of a scrambled Halton
-    sequence seeded by `study`, one dimension per search-space entry in sorted-name order."""
-    spec = OmegaConf.to_container(OmegaConf.load(CONF / "submission" / f"{submission}.yaml"))
-    space = spec["search_space"]
-    names = sorted(space)
-    unit = qmc.Halton(d=len(names), scramble=True, seed=study).random(trial + 1)[trial]
-    point = {}
-    for name, u in zip(names, unit, strict=True):
-        entry = space[name]
-        if "feasible_points" in entry:
-            choices = entry["feasible_points"]
-            point[name] = choices[int(u * len(choices))]
-        elif entry["scaling"] == "log":
-            point[name] = entry["min"] * (entry["max"] / entry["min"]) ** u
-        else:
-            point[name] = entry["min"] + u * (entry["max"] - entry["min"])
-    return {**spec["hyperparameters"], **point}
-
-
-def assert_hyperparameters_match(written: dict, expected: dict) -> None:
-    assert written.keys() == expected.keys()
-    for name, value in expected.items():
-        assert math.isclose(written[name], value, rel_tol=1e-9), (name, written[name], value)
 
 
 def all_runs(root: Path) -> dict[tuple, Path]:
     return {
-        (submission, study, trial): root
-        / RUNS.format(submission=submission, study=study, trial=trial)
+        (submission, study, trial): default_run_dir(
+            root / "results", submission, "friedman", study, trial, ruleset="external"
+        )
         for submission in SUBMISSIONS
         for study in STUDIES
         for trial in TRIALS
@@ -76,21 +54,23 @@ def sweep_root(tmp_path_factory) -> Path:
     return root
 
 
+@pytest.mark.slow
 def test_external_sweep_uses_the_independently_recomputed_halton_points(sweep_root):
     points = set()
     for (submission, study, trial), run_dir in all_runs(sweep_root).items():
         written = results.read_json(run_dir / results.HPARAMS_FILE)
         assert_hyperparameters_match(written, expected_hyperparameters(submission, study, trial))
-        record = results.read_record(run_dir)
-        assert record["status"] in results.DONE_STATUSES
-        assert record["seed"] == 1000 * study + trial
-        command = record["command"].split()  # reruns this task alone
+        record = results.load_record(run_dir)
+        assert record.finished
+        assert record.seed == 1000 * study + trial
+        command = record.command.split()  # reruns this task alone
         assert command[:2] == ["python", "run.py"] and "-m" not in command
         assert {f"submission={submission}", f"study={study}", f"trial={trial}"} <= set(command)
         points.add(tuple(sorted(written.items())))
     assert len(points) == len(all_runs(sweep_root)), "every (study, trial) must get its own point"
 
 
+@pytest.mark.slow
 def test_rerunning_the_sweep_skips_every_finished_run(sweep_root):
     before = records(sweep_root)
     result = run_cli(SWEEP, sweep_root)
@@ -99,6 +79,7 @@ def test_rerunning_the_sweep_skips_every_finished_run(sweep_root):
     assert records(sweep_root) == before, "a finished run was run again"
 
 
+@pytest.mark.slow
 def test_force_reruns_finished_runs(sweep_root):
     before = records(sweep_root)
     one = ["-m", "ruleset=external", "submission=adamw", "workload=friedman", "study=1", "trial=0"]
@@ -116,6 +97,7 @@ def sweep_status(root: Path, capsys) -> tuple[int, str, str]:
     return code, captured.out, captured.err
 
 
+@pytest.mark.slow
 def test_local_launcher_keeps_going_after_a_crash_and_reports_progress(tmp_path, capsys):
     """Two tasks through submitit's local executor; digits crashes on purpose (a batch larger
     than its training set), friedman must still finish, and the failure is in its record."""
@@ -132,10 +114,9 @@ def test_local_launcher_keeps_going_after_a_crash_and_reports_progress(tmp_path,
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
     assert "sweep: 1/2 done, 0 running, 1 failed, 0 pending" in output
-    runs = tmp_path / "results/default/fixed/adamw"
-    assert results.read_record(runs / "friedman/study_0/trial_0")["status"] in results.DONE_STATUSES
-    failed = results.read_record(runs / "digits/study_0/trial_0")
-    assert failed["status"] == "failed" and "batch size 2000 exceeds" in failed["error"]
+    assert results.load_record(default_run_dir(tmp_path / "results")).finished
+    failed = results.load_record(default_run_dir(tmp_path / "results", workload="digits"))
+    assert failed.status == "failed" and "batch size 2000 exceeds" in failed.error
     assert list((tmp_path / ".slurm" / "submitit").rglob("*.pkl")), "submitit's files are here"
     assert not list((tmp_path / "results").rglob("*.pkl")), "results/ must hold no pickle"
 

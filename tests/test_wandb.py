@@ -12,7 +12,7 @@ from wandb.proto import wandb_internal_pb2
 
 from harness import preemption, results
 from harness.loggers import WANDB_ID_FILE
-from tests.conftest import SMOKE, read_csv, run_dir_of, run_in_process
+from tests.helpers import SMOKE, read_csv, run_dir_of, run_in_process
 
 OVERRIDES = ["logger=wandb", "workload=friedman", *SMOKE]
 BLOCK = 32 * 1024  # the .wandb file is a LevelDB-style log: 7-byte file header, 32 KiB blocks
@@ -89,10 +89,10 @@ def test_logs_config_every_evaluation_and_summary(wandb_dir, results_dir):
     assert [row["validation/mse"] for row in rows] == [
         float(r["validation/mse"]) for r in evaluations
     ]
-    assert logged["summary"]["status"] == record["status"]
-    assert logged["summary"]["global_step"] == record["global_step"]
-    assert logged["summary"]["time_to_target"] == record["time_to_target"]
-    assert logged["summary"]["steps_to_target"] == record["steps_to_target"]
+    assert logged["summary"]["status"] == record.status
+    assert logged["summary"]["global_step"] == record.global_step
+    assert logged["summary"]["time_to_target"] == record.time_to_target
+    assert logged["summary"]["steps_to_target"] == record.steps_to_target
 
 
 def test_resumed_run_continues_its_wandb_run(wandb_dir, results_dir, monkeypatch):
@@ -101,12 +101,12 @@ def test_resumed_run_continues_its_wandb_run(wandb_dir, results_dir, monkeypatch
         run_in_process(OVERRIDES, results_dir)
     monkeypatch.setattr(preemption, "requested", lambda: None)
     record = run_in_process(OVERRIDES, results_dir)
-    assert record["preemption_count"] == 1
+    assert record.preemption_count == 1
     run_id = (run_dir_of(record, results_dir) / WANDB_ID_FILE).read_text().strip()
 
     first, second = (contents(path) for path in offline_runs(wandb_dir))
     assert first["id"] == second["id"] == run_id  # one wandb run, synced as one
-    assert second["summary"]["status"] == record["status"]
+    assert second["summary"]["status"] == record.status
 
     run_in_process([*OVERRIDES, "force=true"], results_dir)  # a fresh start: a new wandb run
     ids = {contents(path)["id"] for path in offline_runs(wandb_dir)}

@@ -3,8 +3,8 @@
 Autocast and channels_last apply on CUDA only, so CPU runs (and the tests) are unchanged by
 them; compile is off by default and applies wherever it is switched on. This module never moves
 data between devices and never reads the clock: `torch.compile` compiles lazily, inside the
-first training step, which is on the clock (DESIGN §5), and again at the first evaluation, which
-is off it.
+first training step, which is on the clock (docs/design.md, "The clock"), and again at the first
+evaluation, which is off it.
 """
 
 from __future__ import annotations

@@ -1,14 +1,15 @@
 """`python -m harness.report RESULTS_DIR`: leaderboards, tables and figures for a paper.
 
-Loads every run (harness/results_table.py), splits them into groups that may be compared (same
-experiment, ruleset and hardware), reports what is incomplete, scores each group
-(harness/scoring.py) and writes tables (harness/tables.py) and figures (harness/figures.py) into
-RESULTS_DIR/report. Never trains and never writes into a run folder.
+Loads every run (load.py), splits them into groups that may be compared (same experiment,
+ruleset and hardware), reports what is incomplete, scores each group (scoring.py) and writes
+tables (tables.py, comparison.py) and figures (figures.py) into RESULTS_DIR/report. Never trains
+and never writes into a run folder.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -18,8 +19,7 @@ import numpy as np
 import pandas as pd
 
 from harness import results
-from harness.report import figures, scoring, tables
-from harness.report import load as results_table
+from harness.report import comparison, figures, load, scoring, tables
 
 RUN_LIST_LIMIT = 5  # run folders named in one warning line; the rest are counted
 
@@ -126,8 +126,8 @@ def _study_problems(runs: pd.DataFrame) -> tuple[list[str], set[Cell]]:
     studies = runs[runs["status"] != "running"].groupby(["submission", "workload"])["study"]
     counts = studies.nunique()
     most = int(counts.max()) if len(counts) else 0
-    expected = runs["num_studies"].max()
-    if np.isfinite(expected) and expected < 1000:  # `fixed` sets no real number of studies
+    expected = runs["num_studies"].max()  # NaN: the ruleset fixes no number of studies
+    if np.isfinite(expected):
         most = max(most, int(expected))
     short = counts[counts < most]
     lines = [f"{s} on {w}: {count} of {most} studies" for (s, w), count in short.items()]
@@ -236,16 +236,8 @@ def write_figures(
             hardware=" + ".join(name for name, _ in context.hardware),
             detail=f"{context.experiment}/{context.ruleset} · {context.studies_text(board)}",
         )
-        made = {
-            "performance_profile": figures.profile_figure(board, looks, caption),
-            "curves_time": figures.curves_figure(
-                board, evaluations, context.targets, looks, caption, "time"
-            ),
-            "curves_steps": figures.curves_figure(
-                board, evaluations, context.targets, looks, caption, "steps"
-            ),
-            "time_to_target": figures.time_to_target_figure(board, looks, caption),
-        }
+        data = figures.FigureData(board, evaluations, context.targets, looks, caption)
+        made = {name: draw(data) for name, draw in figures.FIGURES.items()}
         for name, fig in made.items():
             problems += [f"{name}{suffix}: {p}" for p in figures.layout_problems(fig)]
             paths += figures.save(fig, out, name + suffix)
@@ -284,8 +276,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def load_runs(results_dir: Path, use_cache: bool) -> results_table.Results | None:
-    loaded = results_table.load(results_dir, use_cache=use_cache)
+def load_runs(results_dir: Path, use_cache: bool) -> load.Results | None:
+    loaded = load.load(results_dir, use_cache=use_cache)
     for run_id, reason in loaded.skipped:
         warn(f"skipping {results_dir / run_id}: {reason}")
     for message in loaded.warnings:
@@ -317,16 +309,6 @@ def main(argv: list[str] | None = None) -> int:
     if loaded is None:
         return 1
     runs = loaded.runs
-    unplaced = runs[runs["hardware"] == "unknown"]
-    if len(unplaced):  # rejected before start (bad config in a sweep): nothing to compare
-        warn(
-            f"{len(unplaced)} run(s) never started (no hardware recorded), left out: "
-            + _name_runs(unplaced["run_id"])
-        )
-        runs = runs[runs["hardware"] != "unknown"]
-    if runs.empty:
-        print("error: no run under the folder got as far as starting", file=sys.stderr)
-        return 1
     settings = scoring.Settings(
         method="algoperf" if args.algoperf else "exact",
         tau_max=args.tau_max,
@@ -345,6 +327,11 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out or args.results_dir / "report"
     out.mkdir(parents=True, exist_ok=True)
     written = write_tables(groups, out)
+    written.append(out / "comparison.md")
+    results.write_text(
+        written[-1],
+        comparison.render(runs, str(args.results_dir), datetime.date.today().isoformat()),
+    )
     if not args.no_figures:
         paths, layout = write_figures(groups, loaded.evaluations, out)
         written += paths

@@ -1,59 +1,27 @@
-"""Turn a results folder of the comparison sweep into a Markdown table (docs/comparison.md).
-
-    python run.py experiment=comparison
-    python -m harness.report.comparison results/comparison --output docs/comparison.md
+"""comparison.md: every run's outcome per workload, without scoring (docs/comparison.md is one).
 
 Per workload and submission: how many studies reached the target (k/n), the median
 time-to-target over all n studies with its range, and the median steps-to-target. A study that
 missed the target (not reached, diverged or failed) counts as infinity, as in AlgoPerf, so a
 median over mostly-missed studies is infinite: misses stay misses. Runs from different hardware
-are never mixed: each hardware fingerprint gets its own section. Reads record.json files only;
-never trains and never writes into the results folder.
+are never mixed: each hardware fingerprint gets its own section. Runs still running are left
+out (the report lists them). Formats the runs table of load.py; never reads files itself.
 """
 
 from __future__ import annotations
 
-import argparse
-import datetime
+import json
 import math
 import statistics
-import sys
-from collections import defaultdict
-from collections.abc import Iterable
-from pathlib import Path
-from typing import Any
 
-from harness import results
+import pandas as pd
 
 REGENERATE = (
     "python run.py experiment=comparison\n"
-    "python -m harness.report.comparison results/comparison --output docs/comparison.md"
+    "python -m harness.report results/comparison --no-figures\n"
+    "cp results/comparison/report/comparison.md docs/comparison.md"
 )
-MISS_STATUSES = ("not_reached", "diverged", "failed")
-
-
-def read_finished_records(results_dir: Path) -> list[dict[str, Any]]:
-    """Every finished or failed run's record; unreadable and still-running runs are named."""
-    records = []
-    for path in sorted(results_dir.rglob(results.RECORD_FILE)):
-        record = results.read_record(path.parent)
-        if record is None:
-            print(f"warning: skipping unreadable {path}", file=sys.stderr)
-        elif record.get("status") not in (*results.DONE_STATUSES, "failed"):
-            print(f"warning: skipping unfinished run {path.parent}", file=sys.stderr)
-        else:
-            records.append(record)
-    return records
-
-
-def time_to_target(record: dict[str, Any]) -> float:
-    value = record.get("time_to_target")
-    return math.inf if value is None or record.get("status") == "failed" else float(value)
-
-
-def steps_to_target(record: dict[str, Any]) -> float:
-    value = record.get("steps_to_target")
-    return math.inf if value is None or math.isinf(time_to_target(record)) else float(value)
+MISSES = ("not_reached", "diverged", "failed")
 
 
 def format_seconds(value: float) -> str:
@@ -66,32 +34,37 @@ def format_steps(value: float) -> str:
     return "∞" if math.isinf(value) else f"{value:.0f}"
 
 
-def cell_row(submission: str, runs: list[dict[str, Any]]) -> dict[str, Any]:
+def _times(runs: pd.DataFrame) -> list[float]:
+    """Time-to-target per run; a failed run is a miss whatever it recorded."""
+    failed = runs["status"] == "failed"
+    return [math.inf if f else t for t, f in zip(runs["time_to_target"], failed, strict=True)]
+
+
+def cell_row(submission: str, runs: pd.DataFrame) -> dict:
     """One table row: a submission's studies on one workload."""
-    times = sorted(time_to_target(run) for run in runs)
-    steps = [steps_to_target(run) for run in runs]
-    misses = defaultdict(int)
-    for run in runs:
-        if run["status"] in MISS_STATUSES:
-            misses[run["status"].replace("_", " ")] += 1
+    times = _times(runs)
+    steps = [
+        math.inf if math.isinf(t) or math.isnan(s) else s
+        for t, s in zip(times, runs["steps_to_target"], strict=True)
+    ]
+    misses = runs.loc[runs["status"].isin(MISSES), "status"].value_counts()
     median_time = statistics.median(times)
     return {
         "submission": submission,
         "reached": sum(not math.isinf(t) for t in times),
         "n": len(runs),
         "median_time": median_time,
-        "time": f"{format_seconds(median_time)} [{format_seconds(times[0])}–"
-        f"{format_seconds(times[-1])}]",
+        "time": f"{format_seconds(median_time)} [{format_seconds(min(times))}–"
+        f"{format_seconds(max(times))}]",
         "steps": format_steps(statistics.median(steps)),
-        "misses": ", ".join(f"{count} {status}" for status, count in sorted(misses.items())),
+        "misses": ", ".join(
+            f"{count} {status.replace('_', ' ')}" for status, count in sorted(misses.items())
+        ),
     }
 
 
-def workload_table(records: list[dict[str, Any]]) -> list[str]:
-    by_submission: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for record in records:
-        by_submission[record["submission"]].append(record)
-    rows = [cell_row(name, runs) for name, runs in by_submission.items()]
+def workload_table(runs: pd.DataFrame) -> list[str]:
+    rows = [cell_row(name, group) for name, group in runs.groupby("submission")]
     rows.sort(key=lambda row: (-row["reached"] / row["n"], row["median_time"], row["submission"]))
     lines = [
         "| submission | reached | time to target, s: median [min–max] | steps to target "
@@ -106,54 +79,50 @@ def workload_table(records: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
-def describe_target(record: dict[str, Any]) -> str:
-    target = record.get("target") or {}
-    direction = "≤" if target.get("lower_is_better") else "≥"
-    budget = record.get("budget_sec")
+def describe_target(run: pd.Series) -> str:
+    direction = "≤" if run["lower_is_better"] else "≥"
     return (
-        f"target {target.get('target_metric', '?')} {direction} {target.get('target_value', '?')}"
-        f", budget {format_seconds(budget) if budget is not None else '?'} s of submission time"
+        f"target {run['target_metric']} {direction} {run['target_value']:g}, budget "
+        f"{format_seconds(run['budget_sec'])} s of submission time"
     )
 
 
-def hardware_section(hardware: str, records: list[dict[str, Any]]) -> list[str]:
-    dates = sorted(str(r.get("started_at", "?"))[:10] for r in records)
-    packages = records[0].get("packages") or {}
-    versions = ", ".join(f"{name} {packages[name]}" for name in sorted(packages))
-    rulesets = sorted({str(r.get("ruleset")) for r in records})
+def _packages_text(packages_json: str) -> str:
+    packages = json.loads(packages_json or "{}")
+    return ", ".join(f"{name} {packages[name]}" for name in sorted(packages)) or "unknown"
+
+
+def hardware_section(hardware: str, runs: pd.DataFrame) -> list[str]:
+    dates = sorted(str(started)[:10] or "?" for started in runs["started_at"])
     lines = [
         f"## {hardware}",
         "",
-        f"- runs: {len(records)} (ruleset {', '.join(rulesets)}), started {dates[0]} to "
-        f"{dates[-1]}",
-        f"- hosts: {', '.join(sorted({str(r.get('host') or '?') for r in records}))}",
-        f"- packages: {versions or 'unknown'}",
-        f"- commits: {', '.join(sorted({str(r.get('git_commit') or '?') for r in records}))}",
+        f"- runs: {len(runs)} (ruleset {', '.join(sorted(runs['ruleset'].unique()))}), started "
+        f"{dates[0]} to {dates[-1]}",
+        f"- hosts: {', '.join(sorted({h or '?' for h in runs['host']}))}",
+        f"- packages: {_packages_text(runs['packages'].iloc[0])}",
+        f"- commits: {', '.join(sorted({c or '?' for c in runs['git_commit']}))}",
         "",
     ]
-    by_workload: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for record in records:
-        by_workload[record["workload"]].append(record)
-    for workload in sorted(by_workload):
+    for workload, group in runs.groupby("workload", sort=True):
         lines += [
             f"### {workload}",
             "",
-            f"{describe_target(by_workload[workload][0])}.",
+            f"{describe_target(group.iloc[0])}.",
             "",
-            *workload_table(by_workload[workload]),
+            *workload_table(group),
             "",
         ]
     return lines
 
 
-def render(records: Iterable[dict[str, Any]], results_dir: Path, generated_on: str) -> str:
-    by_hardware: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for record in records:
-        by_hardware[str(record.get("hardware", "unknown hardware"))].append(record)
+def render(runs: pd.DataFrame, source: str, generated_on: str) -> str:
+    """comparison.md for the runs table `runs` (load.py's), read from the folder `source`."""
+    runs = runs[runs["status"] != "running"].sort_values("run_id")
     lines = [
         "# Comparison: every submission with its defaults",
         "",
-        f"Generated on {generated_on} from `{results_dir}` by:",
+        f"Generated on {generated_on} from `{source}` by:",
         "",
         "```bash",
         REGENERATE,
@@ -170,32 +139,6 @@ def render(records: Iterable[dict[str, Any]], results_dir: Path, generated_on: s
         "workload=digits study=0`.",
         "",
     ]
-    for hardware in sorted(by_hardware):
-        lines += hardware_section(hardware, by_hardware[hardware])
+    for hardware, group in runs.groupby("hardware", sort=True):
+        lines += hardware_section(str(hardware), group)
     return "\n".join(lines).rstrip() + "\n"
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("results_dir", type=Path, help="the sweep's folder, results/comparison")
-    parser.add_argument("--output", type=Path, help="write here (default: print)")
-    args = parser.parse_args(argv)
-    if not args.results_dir.is_dir():
-        print(f"error: {args.results_dir} is not a folder", file=sys.stderr)
-        return 2
-    records = read_finished_records(args.results_dir)
-    if not records:
-        print(f"error: no finished runs under {args.results_dir}", file=sys.stderr)
-        return 1
-    today = datetime.date.today().isoformat()
-    text = render(records, args.results_dir, today)
-    if args.output is None:
-        print(text, end="")
-    else:
-        results.write_text(args.output, text)
-        print(f"wrote {args.output} ({len(records)} runs)")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

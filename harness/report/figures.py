@@ -2,15 +2,17 @@
 time and over steps with a band over studies, and time-to-target with confidence intervals.
 
 Sized for a two-column paper (one column 3.25 in, full width 6.75 in, 7-8 pt text); one colour
-and line style per submission across every figure. Never computes a score (harness/scoring.py
+and line style per submission across every figure. A figure is a function of FigureData listed
+in FIGURES: the report draws, checks and saves every entry. Never computes a score (scoring.py
 does) and never reads files.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -106,6 +108,18 @@ class Caption:
         return textwrap.fill(f"{self.hardware} · {self.detail}", characters)
 
 
+@dataclass(frozen=True)
+class FigureData:
+    """Everything a figure may draw: one scored leaderboard, its runs' evaluations (load.py's
+    table), each workload's (metric column, target value, lower is better), and the looks."""
+
+    board: Leaderboard
+    evaluations: pd.DataFrame
+    targets: dict[str, tuple[str, float, bool]]
+    looks: dict[str, Look]
+    caption: Caption
+
+
 def _new_figure(width: float, height: float, caption: Caption) -> Figure:
     with plt.rc_context(STYLE):
         fig = plt.figure(figsize=(width, height), layout="constrained")
@@ -150,7 +164,8 @@ def _row_major(handles: list, columns: int) -> list:
 
 
 # -- performance profile -------------------------------------------------------------------------
-def profile_figure(board: Leaderboard, looks: dict[str, Look], caption: Caption) -> Figure:
+def profile_figure(data: FigureData) -> Figure:
+    board, looks, caption = data.board, data.looks, data.caption
     tau_max = board.settings.tau_max
     ratios = performance_ratios(board.times)
     breaks = ratios[np.isfinite(ratios) & (ratios <= tau_max)]
@@ -224,17 +239,16 @@ def _study_curves(
     return curves
 
 
-def curves_figure(
-    board: Leaderboard,
-    evaluations: pd.DataFrame,
-    targets: dict[str, tuple[str, float, bool]],
-    looks: dict[str, Look],
-    caption: Caption,
-    x_axis: str,
-) -> Figure:
+def curves_figure(data: FigureData, x_axis: str) -> Figure:
     """Validation metric of each study's best trial against submission time or steps: the
-    median over studies as a line, their range as a band. `targets` maps a workload to
-    (metric column, target value, lower is better)."""
+    median over studies as a line, their range as a band."""
+    board, evaluations, targets, looks, caption = (
+        data.board,
+        data.evaluations,
+        data.targets,
+        data.looks,
+        data.caption,
+    )
     x_column = {"time": "accumulated_submission_time", "steps": "global_step"}[x_axis]
     caption = replace(caption, detail=f"{caption.detail} · line: median, band: range over studies")
     rows, columns = _grid(board)
@@ -291,9 +305,10 @@ def _wants_log(values: np.ndarray, target: float) -> bool:
 
 
 # -- time-to-target with intervals ---------------------------------------------------------------
-def time_to_target_figure(board: Leaderboard, looks: dict[str, Look], caption: Caption) -> Figure:
+def time_to_target_figure(data: FigureData) -> Figure:
     """Per workload: each study's time (small hollow marks), the median (filled) and its
     bootstrap interval (bar). Never-reached values sit at the right, past a gap, at the ∞ tick."""
+    board, looks, caption = data.board, data.looks, data.caption
     rows, columns = _grid(board)
     height = 0.9 + rows * (0.45 + 0.2 * len(board.submissions))
     with plt.rc_context(STYLE):
@@ -354,6 +369,15 @@ def _time_panel(ax, board: Leaderboard, j: int, looks: dict[str, Look]) -> None:
     ax.set_xlabel("time-to-target (s)")
     ax.grid(axis="y", visible=False)
     ax.tick_params(axis="y", length=0)
+
+
+# -- the report's figures: name -> function; the report saves each as <name>.pdf and .png -------
+FIGURES: dict[str, Callable[[FigureData], Figure]] = {
+    "performance_profile": profile_figure,
+    "curves_time": functools.partial(curves_figure, x_axis="time"),
+    "curves_steps": functools.partial(curves_figure, x_axis="steps"),
+    "time_to_target": time_to_target_figure,
+}
 
 
 # -- checks and saving ---------------------------------------------------------------------------

@@ -1,18 +1,17 @@
 """Load a results folder into pandas: one row per run (record.json) and one row per evaluation
 (eval_measurements.csv), cached as parquet so that the second load of a large folder is fast.
 
-Reads run folders and never writes into them (the cache lives in <results>/.report_cache); never
-scores (harness/scoring.py does). A partial or corrupt run folder is skipped with its reason.
+Reads run folders through harness/results.py (the one scanner, the one record reader) and never
+writes into them (the cache lives in <results>/.report_cache); never scores
+(harness/report/scoring.py does). A partial or corrupt run folder is skipped with its reason.
 """
 
 from __future__ import annotations
 
-import functools
 import io
 import json
 import math
 import os
-import re
 import shutil
 import warnings
 from collections import defaultdict
@@ -23,13 +22,12 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import yaml
 from pandas.api.types import union_categoricals
 
 from harness import results
 
 CACHE_DIR = ".report_cache"
-CACHE_FORMAT = 1  # bump when the tables' columns change: older caches are then rebuilt
+CACHE_FORMAT = 2  # bump when the tables' columns change: older caches are then rebuilt
 RUN_FILES = (results.RECORD_FILE, results.EVAL_FILE, results.CONFIG_FILE, results.HPARAMS_FILE)
 REQUIRED_EVAL_COLUMNS = ("global_step", "accumulated_submission_time")
 # Relative tolerance when checking record.json's time_to_target against the evaluations.
@@ -54,11 +52,14 @@ RUN_COLUMNS = (
     "hardware",
     "global_step",
     "final_validation_metric",
-    "num_trials",  # trials per study the run's ruleset asks for (config.yaml); NaN if unknown
-    "num_studies",
+    "num_trials",  # trials per study the run's ruleset asks for; NaN if not recorded
+    "num_studies",  # NaN: no fixed number (ruleset fixed) or not recorded
     "n_evaluations",
     "hyperparameters",  # JSON text
     "git_commit",
+    "host",
+    "started_at",
+    "packages",  # JSON text
     "error",
 )
 
@@ -82,18 +83,6 @@ class Results:
         return self.evaluations.merge(self.runs, on="run_id", how="left", validate="many_to_one")
 
 
-# -- finding run folders -------------------------------------------------------------------------
-def find_run_dirs(root: Path) -> list[Path]:
-    """Folders holding a record.json or eval_measurements.csv; hidden folders are not searched."""
-    found = []
-    for folder, subfolders, files in os.walk(root):
-        subfolders[:] = sorted(d for d in subfolders if not d.startswith("."))
-        if results.RECORD_FILE in files or results.EVAL_FILE in files:
-            found.append(Path(folder))
-            subfolders[:] = []  # a run folder's own subfolders (wandb/, .hydra/) hold no runs
-    return sorted(found)
-
-
 def file_signature(run_dir: Path) -> str:
     """Changes whenever one of the run's files is rewritten (atomic writes give a new mtime)."""
     parts = []
@@ -108,101 +97,53 @@ def file_signature(run_dir: Path) -> str:
 
 
 # -- parsing one run -----------------------------------------------------------------------------
-def _as_float(value: Any, none: float) -> float:
-    if value is None:
-        return none
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise CorruptRun(f"expected a number, found {value!r}")
-    return float(value)
-
-
-def _ruleset_settings(run_dir: Path) -> tuple[float, float]:
-    """(num_trials, num_studies) of the run's ruleset, read from its resolved config.yaml.
-
-    Only the top-level `ruleset:` block is parsed, once per distinct block: a full YAML parse of
-    every config costs seconds on ten thousand runs.
-    """
-    try:
-        with open(os.path.join(run_dir, results.CONFIG_FILE), encoding="utf-8") as handle:
-            text = handle.read()
-    except OSError:
-        return math.nan, math.nan
-    block = RULESET_BLOCK.search(text)
-    return _parse_ruleset_block(block.group(0)) if block else (math.nan, math.nan)
-
-
-RULESET_BLOCK = re.compile(r"^ruleset:[ \t]*\n(?:[ \t]+.*(?:\n|$))*", flags=re.MULTILINE)
-
-
-@functools.lru_cache(maxsize=256)
-def _parse_ruleset_block(block: str) -> tuple[float, float]:
-    try:
-        ruleset = yaml.load(block, Loader=yaml.CSafeLoader)["ruleset"]
-    except (yaml.YAMLError, TypeError, KeyError):
-        return math.nan, math.nan
-    if not isinstance(ruleset, dict):
-        return math.nan, math.nan
-    return (
-        float(ruleset.get("num_trials", math.nan)),
-        float(ruleset.get("num_studies", math.nan)),
-    )
-
-
-def _hyperparameters(record: dict[str, Any], run_dir: Path) -> str:
-    hyperparameters = record.get("hyperparameters")
-    if hyperparameters is None:
-        try:
-            hyperparameters = results.read_json(run_dir / results.HPARAMS_FILE)
-        except (OSError, ValueError):
-            hyperparameters = {}
-    return json.dumps(hyperparameters, sort_keys=True)
+def _float(value: float | int | None, none: float) -> float:
+    return none if value is None else float(value)
 
 
 def parse_record(run_dir: Path, run_id: str) -> dict[str, Any]:
-    """The run's row of the runs table; CorruptRun when record.json is missing or malformed."""
-    if not (run_dir / results.RECORD_FILE).exists():
-        raise CorruptRun("no record.json (a run that never started, or a partial copy)")
+    """The run's row of the runs table; CorruptRun when its record cannot be scored."""
     try:
-        record = results.read_json(run_dir / results.RECORD_FILE)
-    except (OSError, ValueError) as error:
-        raise CorruptRun(f"record.json cannot be read: {error}") from error
-    if not isinstance(record, dict):
-        raise CorruptRun("record.json is not a JSON object")
-    missing = [k for k in ("submission", "workload", "study", "trial", "status") if k not in record]
-    if missing:
-        raise CorruptRun(f"record.json lacks {', '.join(missing)}")
-    if record["status"] not in results.STATUSES:
-        raise CorruptRun(f"record.json has an unknown status {record['status']!r}")
-    if not all(isinstance(record[k], int) for k in ("study", "trial")):
-        raise CorruptRun("record.json's study and trial are not integers")
-    target = record.get("target") or {}
-    num_trials, num_studies = _ruleset_settings(run_dir)
-    lower_is_better = target.get("lower_is_better")
+        record = results.load_record(run_dir)
+    except results.RecordError as error:
+        raise CorruptRun(str(error)) from error
+    if record.target is None or record.hardware is None:
+        reason = (record.error or "no error recorded").strip().splitlines()[-1]
+        raise CorruptRun(f"never started, nothing to score ({reason})")
+    if record.n_evaluations and not (run_dir / results.EVAL_FILE).exists():
+        raise CorruptRun(
+            f"record.json counts {record.n_evaluations} evaluations but eval_measurements.csv "
+            "is missing (a partial copy?)"
+        )
+    ruleset = record.ruleset
     return {
         "run_id": run_id,
-        "experiment_name": str(record.get("experiment_name") or "default"),
-        "ruleset": str(record.get("ruleset") or "unknown"),
-        "submission": str(record["submission"]),
-        "workload": str(record["workload"]),
-        "study": record["study"],
-        "trial": record["trial"],
-        "seed": _as_float(record.get("seed"), math.nan),
-        "status": record["status"],
-        "time_to_target": _as_float(record.get("time_to_target"), math.inf),
-        "steps_to_target": _as_float(record.get("steps_to_target"), math.nan),
-        "target_metric": str(target.get("target_metric") or ""),
-        "target_value": _as_float(target.get("target_value"), math.nan),
-        "lower_is_better": None if lower_is_better is None else bool(lower_is_better),
-        "budget_sec": _as_float(record.get("budget_sec"), math.inf),
-        "hardware": str(record.get("hardware") or "unknown"),
-        "global_step": _as_float(record.get("global_step"), math.nan),
-        "final_validation_metric": _as_float(record.get("final_validation_metric"), math.nan),
-        "num_trials": num_trials,
-        "num_studies": num_studies,
+        "experiment_name": record.experiment_name,
+        "ruleset": ruleset.name,
+        "submission": record.submission,
+        "workload": record.workload,
+        "study": record.study,
+        "trial": record.trial,
+        "seed": _float(record.seed, math.nan),
+        "status": record.status,
+        "time_to_target": _float(record.time_to_target, math.inf),
+        "steps_to_target": _float(record.steps_to_target, math.nan),
+        "target_metric": record.target.metric,
+        "target_value": record.target.value,
+        "lower_is_better": record.target.lower_is_better,
+        "budget_sec": _float(record.budget_sec, math.inf),
+        "hardware": record.hardware,
+        "global_step": float(record.global_step),
+        "final_validation_metric": _float(record.final_validation_metric, math.nan),
+        "num_trials": _float(ruleset.num_trials, math.nan),
+        "num_studies": _float(ruleset.num_studies, math.nan),
         "n_evaluations": 0,
-        "hyperparameters": _hyperparameters(record, run_dir),
-        "git_commit": str(record.get("git_commit") or ""),
-        "error": str(record.get("error") or ""),
+        "hyperparameters": json.dumps(record.hyperparameters, sort_keys=True),
+        "git_commit": record.git_commit or "",
+        "host": record.host or "",
+        "started_at": record.started_at or "",
+        "packages": json.dumps(record.packages, sort_keys=True),
+        "error": record.error or "",
     }
 
 
@@ -304,8 +245,6 @@ def parse_runs(root: Path, run_dirs: Iterable[Path]) -> tuple[pd.DataFrame, pd.D
             if os.path.exists(eval_path):
                 with open(eval_path, encoding="utf-8") as handle:
                     texts[run_id] = handle.read()
-            elif row["status"] in results.DONE_STATUSES:
-                raise CorruptRun(f"status {row['status']} but no eval_measurements.csv")
         except (CorruptRun, OSError, UnicodeDecodeError) as error:
             skipped[run_id] = str(error)
             continue
@@ -369,7 +308,7 @@ def _write_cache(cache: Path, manifest, runs, evaluations) -> str | None:
             buffer = io.BytesIO()
             frame.to_parquet(buffer, index=False)
             data = buffer.getvalue()
-            results._atomic_write(cache / f"{name}.parquet", lambda h, d=data: h.write(d))
+            results.atomic_write(cache / f"{name}.parquet", lambda h, d=data: h.write(d))
     except OSError as error:
         return f"cannot write the parquet cache in {cache} ({error}); loading without it"
     return None
@@ -386,7 +325,7 @@ def _empty_cache() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
 def load(root: Path, use_cache: bool = True) -> Results:
     """Every run under `root`. With the cache, only run folders whose files changed are read."""
     root = Path(root)
-    run_dirs = find_run_dirs(root)
+    run_dirs = results.find_run_dirs(root)
     run_ids = [d.relative_to(root).as_posix() for d in run_dirs]
     signatures = dict(zip(run_ids, map(file_signature, run_dirs), strict=True))
     cache = root / CACHE_DIR
@@ -437,7 +376,7 @@ def clear_cache(root: Path) -> None:
 # -- consistency ---------------------------------------------------------------------------------
 def time_to_target_from_evaluations(runs: pd.DataFrame, evaluations: pd.DataFrame) -> pd.Series:
     """Per run_id: submission time at the first evaluation meeting the target within the budget
-    (DESIGN §5), inf when none does; NaN where the record does not say what the target is."""
+    (docs/design.md, "The clock"), inf when none does; NaN where the record has no target."""
     info = runs.set_index("run_id")
     known = (info["lower_is_better"].notna() & info["target_value"].notna()).to_numpy()
     first = np.full(len(info), np.inf)

@@ -1,5 +1,5 @@
-"""Scoring per DESIGN §8 and the AlgoPerf rules: best trial per study, median over studies,
-performance ratios and profiles, the benchmark score, speedups, and bootstrap intervals.
+"""Scoring per the AlgoPerf rules (docs/design.md, "Scoring"): best trial per study, median over
+studies, performance ratios and profiles, the benchmark score, speedups, and bootstrap intervals.
 
 Pure functions of times-to-target (seconds; inf = never reached); never reads files or plots.
 Array functions take times shaped [..., submissions, workloads], so one call scores every
@@ -28,7 +28,7 @@ METHODS = ("exact", "algoperf")
 
 # -- from runs to one time per (submission, workload) -------------------------------------------
 def best_trials(runs: pd.DataFrame) -> pd.DataFrame:
-    """One row per (submission, workload, study): its fastest trial (DESIGN §6, §8).
+    """One row per (submission, workload, study): its fastest trial (docs/design.md, "Scoring").
 
     `runs` holds finished runs only. Ties go to the lowest trial number; a study where no
     trial reached the target keeps time inf and, for the curves, the trial whose final

@@ -2,7 +2,7 @@
 
     python -m harness.report.summary results/demo
 
-Reads record.json files only; never trains, never scores (harness/report.py scores).
+Reads record.json files only; never trains, never scores (harness/report/cli.py scores).
 """
 
 from __future__ import annotations
@@ -28,25 +28,25 @@ COLUMNS = (
 
 def rows(results_dir: Path) -> list[dict[str, str]]:
     table = []
-    for path in sorted(results_dir.rglob(results.RECORD_FILE)):
-        record = results.read_record(path.parent)
-        if record is None:
-            print(f"warning: skipping unreadable {path}", file=sys.stderr)
+    for run_dir in results.find_run_dirs(results_dir):
+        try:
+            record = results.load_record(run_dir)
+        except results.RecordError as error:
+            print(f"warning: skipping {run_dir}: {error}", file=sys.stderr)
             continue
-        target = record.get("target") or {}
-        metric = record.get("final_validation_metric")
-        time_to_target = record.get("time_to_target")
+        target, metric = record.target, record.final_validation_metric
+        time_to_target = record.time_to_target
         table.append(
             {
-                "submission": str(record.get("submission")),
-                "workload": str(record.get("workload")),
-                "study": str(record.get("study")),
-                "trial": str(record.get("trial")),
-                "status": str(record.get("status")),
+                "submission": record.submission,
+                "workload": record.workload,
+                "study": str(record.study),
+                "trial": str(record.trial),
+                "status": record.status,
                 "time_to_target": "inf" if time_to_target is None else f"{time_to_target:.2f} s",
-                "steps_to_target": str(record.get("steps_to_target") or "inf"),
+                "steps_to_target": str(record.steps_to_target or "inf"),
                 "final metric": "—" if metric is None else f"{metric:.4f}",
-                "target": f"{target.get('target_metric', '?')} {target.get('target_value', '?')}",
+                "target": "?" if target is None else target.text(),
             }
         )
     return table

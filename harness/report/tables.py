@@ -1,7 +1,7 @@
 """Leaderboard tables: Markdown for a README or an issue, LaTeX (booktabs) for a paper, and
 CSV for anything else. Every table names its hardware and its n.
 
-Formats numbers that harness/scoring.py computed; never computes a score itself.
+Formats numbers that scoring.py computed; never computes a score itself.
 """
 
 from __future__ import annotations
