@@ -323,3 +323,45 @@ def test_the_report_reads_results_without_importing_torch():
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
     )
     assert shown.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("ruleset", ["external", "fixed"])
+def test_records_of_format_1_score_exactly_as_the_current_format(tmp_path, ruleset, capsys):
+    """Runs written before record_format existed (the ruleset's settings only in config.yaml)
+    give the same tables as the same runs written today. Two studies of the three the external
+    ruleset asks for, and a study short of a trial: what the audit says depends on the
+    ruleset's settings, which format 1 kept only in config.yaml."""
+    times = {cell: studies[:2] for cell, studies in TIMES.items()}
+    for legacy in (False, True):
+        folder = tmp_path / ("legacy" if legacy else "current")
+        write_study_grid(folder, times, ruleset=ruleset, legacy=legacy)
+        write_run(
+            folder, "adamw", "digits", 2, 0, None, ruleset=ruleset, status="diverged", legacy=legacy
+        )
+        if ruleset == "external":
+            shutil.rmtree(folder / "synthetic/external/lion/digits/study_0/trial_4")
+        code, err = make_report(folder, *FAST, capsys=capsys)
+        assert code == 0, err
+    for name in ("leaderboard.csv", "time_to_target.csv", "best_trials.csv", "leaderboard.md"):
+        current = (tmp_path / "current" / "report" / name).read_text()
+        assert current == (tmp_path / "legacy" / "report" / name).read_text(), name
+    markdown = (tmp_path / "current" / "report" / "leaderboard.md").read_text()
+    if ruleset == "external":
+        assert "lion on digits, study 0: 4 of 5 trials finished" in markdown
+        assert "lion on friedman: 2 of 3 studies" in markdown
+    else:  # no fixed number of studies: only the cell with fewer than the others is short
+        assert "lion on friedman: 2 of 3 studies" in markdown and " of 1000000 " not in markdown
+    legacy = json.loads(next((tmp_path / "legacy").rglob(results.RECORD_FILE)).read_text())
+    assert "record_format" not in legacy and isinstance(legacy["ruleset"], str)
+
+
+def test_a_record_without_a_target_is_skipped_with_its_reason_not_scored(grid, capsys):
+    run_dir = write_run(grid, "adamw", "digits", 0, 0, 10.0)
+    record = json.loads((run_dir / results.RECORD_FILE).read_text())
+    del record["target"]
+    (run_dir / results.RECORD_FILE).write_text(json.dumps(record))
+    code, err = make_report(grid, *FAST, capsys=capsys)
+    assert code == 0
+    assert f"skipping {run_dir}: record.json has no target" in err
+    board = pd.read_csv(grid / "report" / "time_to_target.csv")
+    assert set(board["workload"]) == {w for _, w in TIMES}, "no workload under a made-up name"

@@ -107,9 +107,14 @@ def parse_record(run_dir: Path, run_id: str) -> dict[str, Any]:
         record = results.load_record(run_dir)
     except results.RecordError as error:
         raise CorruptRun(str(error)) from error
-    if record.target is None or record.hardware is None:
-        reason = (record.error or "no error recorded").strip().splitlines()[-1]
-        raise CorruptRun(f"never started, nothing to score ({reason})")
+    error = (record.error or "").strip().splitlines()[-1:] or ["no error recorded"]
+    if record.target is None:
+        raise CorruptRun(
+            f"record.json has no target (status {record.status}: {error[0]}); nothing to score "
+            "it against"
+        )
+    if record.hardware is None:
+        raise CorruptRun(f"record.json names no hardware: the run never started ({error[0]})")
     if record.n_evaluations and not (run_dir / results.EVAL_FILE).exists():
         raise CorruptRun(
             f"record.json counts {record.n_evaluations} evaluations but eval_measurements.csv "
