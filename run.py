@@ -7,9 +7,7 @@ python run.py --help
 import hydra
 from omegaconf import DictConfig
 
-from harness import config, launch
-
-config.register()
+from harness import launch  # importing it registers the config schema (harness/config.py)
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")

@@ -3,7 +3,7 @@ cold (no parquet cache) and warm (cache present), and warm after one run changed
 
 The folder is written in the real results format (tests/synthetic_results.py): 10
 submissions x 10 workloads x 20 studies x 5 trials, external ruleset. "load" is
-harness.load.load (every record.json, config.yaml and eval_measurements.csv, or the
+harness.report.load.load (every record.json and eval_measurements.csv, or the
 cache); "score" is report.build_groups (grouping, completeness audit, best trials, medians,
 scores and bootstrap intervals with 2000 resamples). Rounds alternate cold and warm; prints
 medians with the min-max spread over rounds; never asserts.
@@ -24,6 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from harness import results  # noqa: E402
 from harness.report import cli as report  # noqa: E402
 from harness.report import load, scoring  # noqa: E402
 from tests.synthetic_results import write_run  # noqa: E402
@@ -70,7 +71,7 @@ def main() -> None:
     args = parser.parse_args()
 
     root = args.dir or Path(tempfile.mkdtemp(prefix="report_scale_"))
-    if not any(root.rglob("record.json")):
+    if not results.find_run_dirs(root):
         seconds, _ = timed(write_folder, root, args.runs, args.evals)
         print(f"wrote the synthetic folder in {seconds:.1f} s: {root}")
     settings = scoring.Settings(baseline="submission_0")

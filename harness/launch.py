@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import errno
 import inspect
 import logging
 import os
@@ -31,7 +32,7 @@ from omegaconf import DictConfig, OmegaConf
 
 # harness.config registers the config schema and the `run_subdir` resolver on import: every
 # process that runs a task (run.py, a Slurm job unpickling this module) needs them.
-from harness import config, environment, preemption, results  # noqa: F401
+from harness import config, environment, lifecycle, preemption, results  # noqa: F401
 from harness.errors import UserError
 from harness.runner import Runner, RunSettings
 from harness.spec import Submission, Workload
@@ -74,11 +75,8 @@ def build(node: DictConfig, what: str) -> Any:
         ) from error
 
 
-def choose_hyperparameters(cfg: DictConfig, submission: Submission) -> dict[str, Any]:
-    """Defaults (+ overrides) for fixed/self; the (study, trial) point for the external ruleset."""
+def check_study_and_trial(cfg: DictConfig) -> None:
     ruleset = cfg.ruleset
-    defaults = dict(getattr(submission, "default_hyperparameters", {}))
-    space = dict(getattr(submission, "search_space", {}))
     if cfg.study < 0 or (ruleset.num_studies is not None and cfg.study >= ruleset.num_studies):
         studies = "0, 1, ..." if ruleset.num_studies is None else f"0..{ruleset.num_studies - 1}"
         raise UserError(
@@ -90,22 +88,37 @@ def choose_hyperparameters(cfg: DictConfig, submission: Submission) -> dict[str,
             f"trial={cfg.trial} is outside ruleset {ruleset.name}'s "
             f"0..{ruleset.num_trials - 1} (ruleset.num_trials={ruleset.num_trials})"
         )
+
+
+def search_point(cfg: DictConfig, submission: Submission) -> dict[str, Any]:
+    """The (study, trial) point of the search space under a tuning ruleset; {} otherwise."""
+    space = dict(getattr(submission, "search_space", {}))
     try:
         validate_search_space(space, owner=f"submission {submission.name}")
-        if not ruleset.tune:
-            return defaults
+        if not cfg.ruleset.tune:
+            return {}
         if not space:
             raise UserError(
-                f"ruleset {ruleset.name} tunes hyperparameters but submission "
+                f"ruleset {cfg.ruleset.name} tunes hyperparameters but submission "
                 f"{submission.name} has an empty search_space"
             )
-        return {**defaults, **trial_point(space, cfg.study, cfg.trial)}
+        return trial_point(space, cfg.study, cfg.trial)
     except SearchSpaceError as error:
         raise UserError(str(error)) from error
 
 
+def choose_hyperparameters(cfg: DictConfig, submission: Submission) -> dict[str, Any]:
+    """The defaults (with overrides), then the search point on top (a point's key comes later,
+    so it wins over a default it aliases: one_minus_beta1 over beta1); effective values."""
+    defaults = dict(getattr(submission, "default_hyperparameters", {}))
+    point = search_point(cfg, submission)
+    merged = {key: value for key, value in defaults.items() if key not in point}
+    return submission.effective_hyperparameters({**merged, **point})
+
+
 def prepare(cfg: DictConfig) -> tuple[Workload, Submission, dict[str, Any]]:
     """Everything that can fail because of user input, before any file is written."""
+    check_study_and_trial(cfg)
     workload: Workload = build(cfg.workload, "workload")
     submission: Submission = build(cfg.submission, "submission")
     hyperparameters = choose_hyperparameters(cfg, submission)
@@ -119,6 +132,13 @@ def prepare(cfg: DictConfig) -> tuple[Workload, Submission, dict[str, Any]]:
     return workload, submission, hyperparameters
 
 
+def run_identity(cfg: DictConfig) -> dict[str, Any]:
+    """What determines the run's result (harness/lifecycle.py), from its resolved config (a
+    sweep's composed task config also holds Hydra's own node, which the job does not see)."""
+    task = OmegaConf.masked_copy(cfg, [key for key in cfg if key != "hydra"])
+    return lifecycle.identity(OmegaConf.to_yaml(task, resolve=True))
+
+
 def run_seed(cfg: DictConfig) -> int:
     return cfg.seed if cfg.seed is not None else 1000 * cfg.study + cfg.trial
 
@@ -130,35 +150,6 @@ def objective(record: results.RunRecord) -> float:
 
 def is_sweep() -> bool:
     return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
-
-
-def decide_start(run_dir: Path, cfg: DictConfig, seed: int, hyperparameters: dict[str, Any]) -> str:
-    """'skip', 'resume' or 'fresh', from what the folder already holds."""
-    record = results.read_record(run_dir)
-    if record is None or cfg.force:
-        return "fresh"
-    skip_done = cfg.skip_done if cfg.skip_done is not None else is_sweep()
-    if record.finished:
-        if not skip_done:
-            log.info("replacing the finished run in %s", display_path(run_dir))
-            return "fresh"
-        held = (record.seed, record.hyperparameters)
-        if held != (seed, hyperparameters):
-            raise UserError(
-                f"{display_path(run_dir)} already holds a finished run with seed {held[0]} and "
-                f"hyperparameters {held[1]}; this task has seed {seed} and {hyperparameters}. "
-                "To repeat a run over seeds sweep study=0,1,2; set experiment_name=... to keep "
-                "both; or force=true to replace it."
-            )
-        return "skip"
-    if record.status == "running" and (run_dir / results.CHECKPOINT_FILE).exists():
-        return "resume"
-    return "fresh"
-
-
-def clear_run_files(run_dir: Path) -> None:
-    for name in (results.RECORD_FILE, results.EVAL_FILE, results.CHECKPOINT_FILE):
-        (run_dir / name).unlink(missing_ok=True)
 
 
 def display_path(path: Path) -> str:
@@ -240,18 +231,57 @@ def run_folder(cfg: DictConfig) -> Path:
 
 
 def run(cfg: DictConfig) -> results.RunRecord:
-    """Run (or skip, or resume) the run `cfg` describes; returns its record."""
-    seed = run_seed(cfg)
+    """Run, resume or skip the run `cfg` describes; returns its record.
+
+    Everything the user gave is checked before the run folder is touched (prepare, then
+    lifecycle.check_writable); then, holding the folder's lock, lifecycle.plan decides from what
+    the folder holds, and a finished result is only ever replaced by one that has finished."""
     workload, submission, hyperparameters = prepare(cfg)
     run_dir = run_folder(cfg)
-    start = decide_start(run_dir, cfg, seed, hyperparameters)
-    if start == "skip":
-        record = results.load_record(run_dir)
-        log.info("skip (done, force=true reruns): %s", summary_line(record, run_dir))
-        return record
-    if start == "fresh":
-        clear_run_files(run_dir)
+    lifecycle.check_writable(run_dir)
+    identity = run_identity(cfg)
+    skip_done = cfg.skip_done if cfg.skip_done is not None else is_sweep()
+    with lifecycle.RunLock(run_dir):
+        lifecycle.remove_leftover_temporaries(run_dir)
+        plan = lifecycle.plan(
+            run_dir,
+            identity,
+            force=cfg.force,
+            skip_done=skip_done,
+            load_checkpoint=results.load_checkpoint,
+        )
+        for note in plan.notes:
+            log.info("%s", note)
+        if plan.action == "skip":
+            record = results.load_record(run_dir)
+            log.info("skip (done, force=true reruns): %s", summary_line(record, run_dir))
+            return record
+        record = attempt(cfg, workload, submission, hyperparameters, identity, plan)
+        if plan.action == "replace" and record.finished:
+            kept = lifecycle.promote(run_dir)
+            log.info("replaced the finished run in %s; the earlier result is in %s", run_dir, kept)
+        elif plan.action == "replace":
+            log.warning(
+                "the finished result in %s is kept: this attempt ended %s (its files are in %s)",
+                display_path(run_dir),
+                record.status,
+                display_path(plan.folder),
+            )
+    print(summary_line(record, run_dir), flush=True)
+    return record
 
+
+def attempt(
+    cfg: DictConfig,
+    workload: Workload,
+    submission: Submission,
+    hyperparameters: dict[str, Any],
+    identity: dict[str, Any],
+    plan: lifecycle.Plan,
+) -> results.RunRecord:
+    """Train in `plan.folder`, from `plan.checkpoint` if there is one; returns the record."""
+    folder, resumed = plan.folder, plan.checkpoint is not None
+    seed = run_seed(cfg)
     device = environment.resolve_device(cfg.device)
     if cfg.threads is not None:
         torch.set_num_threads(cfg.threads)
@@ -259,6 +289,7 @@ def run(cfg: DictConfig) -> results.RunRecord:
     np.random.seed(seed % 2**32)
     random.seed(seed)
 
+    point = search_point(cfg, submission)
     record = results.RunRecord(
         experiment_name=cfg.experiment_name,
         ruleset=ruleset_settings(cfg),
@@ -268,6 +299,8 @@ def run(cfg: DictConfig) -> results.RunRecord:
         trial=cfg.trial,
         seed=seed,
         hyperparameters=hyperparameters,
+        search_point=point,
+        fingerprint=lifecycle.fingerprint(identity),
         target=workload_target(workload),
         budget_sec=workload.max_allowed_runtime_sec * cfg.ruleset.budget_factor,
         **environment.describe(device),
@@ -275,8 +308,9 @@ def run(cfg: DictConfig) -> results.RunRecord:
         command=rerun_command(),
         pid=os.getpid(),  # with host and slurm_job_id: where to look while it runs
     )
-    results.write_text(run_dir / results.CONFIG_FILE, OmegaConf.to_yaml(cfg, resolve=True))
-    results.write_json(run_dir / results.HPARAMS_FILE, hyperparameters)
+    if not resumed:
+        results.write_text(folder / results.CONFIG_FILE, OmegaConf.to_yaml(cfg, resolve=True))
+        results.write_json(folder / results.HPARAMS_FILE, hyperparameters)
     logger = build(cfg.logger, "logger")
     runner = None
     try:
@@ -293,18 +327,19 @@ def run(cfg: DictConfig) -> results.RunRecord:
             checkpoint=cfg.checkpoint,
             progress=cfg.progress,
         )
-        logger.start(run_dir, OmegaConf.to_container(cfg, resolve=True), resumed=start == "resume")
+        logger.start(folder, logged_config(cfg, hyperparameters, point), resumed=resumed)
         runner = Runner(
             workload,
             submission,
             SimpleNamespace(**hyperparameters),
             settings,
-            run_dir,
+            folder,
             record,
             logger,
+            checkpoint=plan.checkpoint,
         )
-        if start == "resume":
-            log.info("resuming from the checkpoint in %s", run_dir)
+        if resumed:
+            log.info("resuming from the checkpoint in %s", display_path(folder))
         with preemption.signals_checkpoint():
             try:
                 record = runner.run()
@@ -315,21 +350,76 @@ def run(cfg: DictConfig) -> results.RunRecord:
     except preemption.Preempted:
         raise
     except Exception as error:  # the run failed: say so in its record, keep the sweep going
-        if isinstance(error, UserError):
-            log.error("run failed: %s", error)
-        else:
-            log.error("run failed: %s\n%s", error, traceback.format_exc())
-        message = f"{type(error).__name__}: {error}"
-        if runner is not None:
-            record = runner.write_record("failed", message)
-        else:
-            record = record.replace(status="failed", error=message)
-            results.write_record(run_dir, record)
+        message = failure_message(error, folder)
+        if isinstance(error, (UserError, OSError)):
+            log.error("run failed: %s", message)
+        else:  # a crash in a submission's or workload's code: its author needs the traceback
+            log.error("run failed: %s\n%s", message, traceback.format_exc())
+        try:
+            if runner is not None:
+                record = runner.write_record("failed", message)
+            else:
+                record = record.replace(status="failed", error=message)
+                results.write_record(folder, record)
+        except OSError as unwritable:  # a full disk: the record stays as last written
+            raise UserError(
+                f"{message}; the run's record could not be updated either "
+                f"({failure_message(unwritable, folder)}). Its last checkpoint is intact: free "
+                "some space and run the same command to resume."
+            ) from error
         logger.finish(record)
     if record.status != "failed" and not cfg.keep_checkpoint:
-        (run_dir / results.CHECKPOINT_FILE).unlink(missing_ok=True)
-    print(summary_line(record, run_dir), flush=True)
+        (folder / results.CHECKPOINT_FILE).unlink(missing_ok=True)
     return record
+
+
+def failure_message(error: BaseException, folder: Path) -> str:
+    """What a failed record and the terminal say; a full disk in the words a user looks for."""
+    if isinstance(error, OSError) and error.errno == errno.ENOSPC:
+        return f"no space left on device: {error.filename or folder}"
+    return f"{type(error).__name__}: {error}"
+
+
+def logged_config(
+    cfg: DictConfig, hyperparameters: dict[str, Any], point: dict[str, Any]
+) -> dict[str, Any]:
+    """The resolved config for an experiment tracker, with the hyperparameters the run used
+    (the YAML's defaults are not what an external-tuning trial trains with)."""
+    logged = OmegaConf.to_container(cfg, resolve=True)
+    logged["submission"]["hyperparameters"] = dict(hyperparameters)
+    logged["submission"]["search_point"] = dict(point)
+    return logged
+
+
+def preflight(cfg: DictConfig, run_dir: Path) -> tuple[str, str | None]:
+    """A sweep task, looked at before the sweep launches: ("done", None) when it would only
+    skip its finished run; ("conflict", what differs) when its folder holds a run made with other
+    settings and force is off; ("run", None) otherwise, including a task whose config is
+    rejected (it says why in its record when it runs). Reads records and configs only."""
+    try:
+        prepare(cfg)
+    except UserError:
+        return "run", None
+    identity = run_identity(cfg)
+    if not cfg.force:
+        differs = lifecycle.conflict(run_dir, identity)
+        if differs is not None:
+            return "conflict", differs
+    skip_done = cfg.skip_done if cfg.skip_done is not None else True  # what -m means
+    done = lifecycle.finished_fingerprint(run_dir) == lifecycle.fingerprint(identity)
+    return ("done" if done and skip_done and not cfg.force else "run"), None
+
+
+def conflicts_paragraph(conflicts: list[tuple[Path, str]]) -> str:
+    """One paragraph for the runs of a sweep that hold results made with other settings."""
+    shown = "\n".join(f"  {display_path(run_dir)}: {what}" for run_dir, what in conflicts[:10])
+    more = f"\n  ... and {len(conflicts) - 10} more" if len(conflicts) > 10 else ""
+    return (
+        f"{len(conflicts)} run(s) of this sweep already hold results or checkpoints made with "
+        f"other settings, so nothing was launched:\n{shown}{more}\nA sweep never replaces "
+        "them silently. Run it with force=true to replace them (earlier results are kept in "
+        "each run's .replaced/ folder), or choose another experiment_name to keep both."
+    )
 
 
 def hand_over(stop: preemption.Preempted) -> None:
@@ -342,15 +432,18 @@ def hand_over(stop: preemption.Preempted) -> None:
         log.error("not requeued: %s", error)
 
 
-def _hydra_run_dir() -> Path | None:
-    return Path(HydraConfig.get().runtime.output_dir) if HydraConfig.initialized() else None
-
-
 def _rejected_record(cfg: DictConfig, message: str) -> None:
-    """A sweep task whose config was rejected: its record says why (no target, no hardware)."""
-    run_dir = _hydra_run_dir()
-    if run_dir is None:
+    """A sweep task rejected before it started: a record that says why, in a folder that holds
+    no record yet (a rejected task never touches an earlier run's files). It has a target when
+    the workload could be built, and the hardware of this machine, so it counts as a miss."""
+    run_dir = run_folder(cfg)
+    if not _unused(run_dir):
         return
+    target = hardware = None
+    with contextlib.suppress(Exception):  # best effort: the record stands without them
+        target = workload_target(build(cfg.workload, "workload"))
+    with contextlib.suppress(Exception):
+        hardware = environment.describe(environment.resolve_device(cfg.device))
     record = results.RunRecord(
         experiment_name=cfg.experiment_name,
         ruleset=ruleset_settings(cfg),
@@ -360,21 +453,34 @@ def _rejected_record(cfg: DictConfig, message: str) -> None:
         trial=cfg.trial,
         seed=run_seed(cfg),
         hyperparameters={},
+        target=target,
         status="failed",
         error=f"UserError: {message}",
         command=rerun_command(),
+        **(hardware or {}),
     )
-    results.write_record(run_dir, record)
+    with contextlib.suppress(OSError):  # an unwritable folder is what was rejected, maybe
+        results.write_record(run_dir, record)
+
+
+# What Hydra (and our lock) put into a run folder before the task function decides anything.
+BEFORE_THE_TASK = {".hydra", lifecycle.LOCK_FILE, "run.log"}
+
+
+def _unused(run_dir: Path) -> bool:
+    """Whether the folder holds nothing but what Hydra and the lock put there."""
+    return not run_dir.is_dir() or all(e.name in BEFORE_THE_TASK for e in run_dir.iterdir())
 
 
 def _remove_unused_run_dir(cfg: DictConfig) -> None:
-    """Hydra creates the run folder before the task starts; drop it if the run was rejected."""
-    run_dir = _hydra_run_dir()
-    if run_dir is None or (run_dir / results.RECORD_FILE).exists():
+    """Hydra creates the run folder before the task starts; drop it if the run was rejected
+    and the folder holds nothing else (never a record, a checkpoint or anything put aside)."""
+    run_dir = run_folder(cfg)
+    if not run_dir.is_dir() or not _unused(run_dir):
         return
     shutil.rmtree(run_dir, ignore_errors=True)
     root = Path(cfg.results_dir).resolve()
-    for parent in run_dir.parents:  # empty folders of the layout, up to results_dir
+    for parent in run_dir.resolve().parents:  # empty folders of the layout, up to results_dir
         if parent == root or root not in parent.parents or any(parent.iterdir()):
             break
         parent.rmdir()
@@ -387,7 +493,8 @@ def main(cfg: DictConfig) -> float | None:
     except UserError as error:
         print(f"error: {error}", file=sys.stderr, flush=True)
         if is_sweep():  # one bad task must not stop the sweep; its record says why
-            _rejected_record(cfg, str(error))
+            if not isinstance(error, lifecycle.RunFolderBusy):
+                _rejected_record(cfg, str(error))
             return None
         _remove_unused_run_dir(cfg)
         sys.exit(2)

@@ -36,6 +36,7 @@ class NullLogger(RunLogger):
 
 
 WANDB_ID_FILE = "wandb_run_id.txt"  # in the run folder: a requeued run continues this wandb run
+NAMED = ("ruleset", "submission", "workload")
 
 
 def _new_wandb_id() -> str:
@@ -70,15 +71,20 @@ class WandbLogger(RunLogger):
         id_file = Path(run_dir) / WANDB_ID_FILE
         run_id = id_file.read_text().strip() if resumed and id_file.exists() else _new_wandb_id()
         results.write_text(id_file, run_id + "\n")
-        names = {key: config.get(key, {}) for key in ("submission", "workload", "ruleset")}
-        name = "/".join(str(names[k].get("name", "?")) for k in ("submission", "workload"))
+        names = {key: config.get(key, {}).get("name", "?") for key in NAMED}
         try:
             self.run = wandb.init(
                 project=self.project,
                 entity=self.entity,
-                group=self.group
-                or f"{config.get('experiment_name')}/{names['ruleset'].get('name', '?')}",
-                name=f"{name}/study_{config.get('study')}/trial_{config.get('trial')}",
+                group=self.group or f"{config.get('experiment_name')}/{names['ruleset']}",
+                # The run's folder inside its experiment: unique, and what a user searches for.
+                name=results.run_subdir(
+                    names["ruleset"],
+                    names["submission"],
+                    names["workload"],
+                    config.get("study"),
+                    config.get("trial"),
+                ),
                 tags=self.tags or None,
                 config=dict(config),
                 id=run_id,

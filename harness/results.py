@@ -44,6 +44,7 @@ EVAL_FILE = "eval_measurements.csv"
 RECORD_FILE = "record.json"
 CHECKPOINT_FILE = "checkpoint.pt"
 RECORD_FORMAT = 2  # format 1: the ruleset's settings were only in config.yaml (see _upgrade_v1)
+CHECKPOINT_FORMAT = 2  # 2: identified by the run's fingerprint; bump when the keys change
 
 
 # -- layout --------------------------------------------------------------------------------------
@@ -65,10 +66,6 @@ def run_dir(
     return Path(
         results_dir, experiment_name, run_subdir(ruleset, submission, workload, study, trial)
     )
-
-
-def is_run_dir(folder: Path) -> bool:
-    return (folder / RECORD_FILE).exists() or (folder / EVAL_FILE).exists()
 
 
 def find_run_dirs(root: Path) -> list[Path]:
@@ -108,9 +105,6 @@ class Target:
     value: float
     lower_is_better: bool
 
-    def met(self, value: float) -> bool:
-        return value <= self.value if self.lower_is_better else value >= self.value
-
     def text(self) -> str:
         return f"{self.metric} {'≤' if self.lower_is_better else '≥'} {self.value:g}"
 
@@ -133,7 +127,9 @@ class RunRecord:
     study: int
     trial: int
     seed: int | None
-    hyperparameters: dict[str, Any]
+    hyperparameters: dict[str, Any]  # effective: as the algorithm uses them
+    search_point: dict[str, Any] = field(default_factory=dict)  # external ruleset: the sample
+    fingerprint: str | None = None  # of every setting that determines the result
     target: Target | None = None
     budget_sec: float | None = None  # seconds of submission time: workload budget x factor
     batch_size: int | None = None
@@ -196,89 +192,120 @@ class RunRecord:
         """Parse and check a record of the current format; RecordError says what is wrong."""
         if not isinstance(data, dict):
             raise RecordError("record.json is not a JSON object")
-        missing = [
-            k
-            for k in (
-                "experiment_name",
-                "ruleset",
-                "submission",
-                "workload",
-                "study",
-                "trial",
-                "status",
-            )
-            if data.get(k) is None
-        ]
+        missing = [k for k in _REQUIRED if data.get(k) is None]
         if missing:
             raise RecordError(f"record.json lacks {', '.join(missing)}")
         if data["status"] not in STATUSES:
             raise RecordError(f"record.json has an unknown status {data['status']!r}")
-        for key in ("experiment_name", "submission", "workload"):
-            if not isinstance(data[key], str) or not data[key]:
-                raise RecordError(f"record.json's {key} is not a name: {data[key]!r}")
+        values: dict[str, Any] = {}
+        for key, kind in _KINDS.items():
+            value = data.get(key)
+            if value is None:
+                continue  # the field's default
+            if not _is_kind(value, kind):
+                raise RecordError(f"record.json's {key} is not {_KIND_NAMES[kind]}: {value!r}")
+            values[key] = float(value) if kind == "number" else value
         for key in ("study", "trial"):
-            if not _is_int(data[key]) or data[key] < 0:
-                raise RecordError(f"record.json's {key} is not a non-negative integer")
-        names = {f.name for f in dataclasses.fields(cls)}
-        values = {k: v for k, v in data.items() if k in names}
+            if values[key] < 0:
+                raise RecordError(f"record.json's {key} is negative")
         values["ruleset"] = _ruleset(data["ruleset"])
         values["target"] = _target(data.get("target"))
-        for key in ("time_to_target", "budget_sec", "final_validation_metric"):
-            values[key] = _number(data.get(key), key)
-        for key in (
+        return cls(**values)
+
+
+_REQUIRED = ("experiment_name", "ruleset", "submission", "workload", "study", "trial", "status")
+# The JSON type of every field but ruleset and target (parsed on their own).
+_KINDS = {
+    **dict.fromkeys(("experiment_name", "submission", "workload", "status"), "name"),
+    **dict.fromkeys(
+        ("study", "trial", "seed", "batch_size", "steps_to_target", "global_step"), "int"
+    ),
+    **dict.fromkeys(("n_evaluations", "preemption_count", "pid", "record_format"), "int"),
+    **dict.fromkeys(("hyperparameters", "search_point", "workload_settings", "packages"), "object"),
+    **dict.fromkeys(
+        (
+            "time_to_target",
+            "budget_sec",
+            "final_validation_metric",
             "accumulated_submission_time",
             "accumulated_eval_time",
             "accumulated_logging_time",
             "wall_time_sec",
-        ):
-            values[key] = _number(data.get(key), key) or 0.0
-        for key in ("steps_to_target", "global_step", "n_evaluations", "preemption_count"):
-            value = data.get(key)
-            if value is not None and not _is_int(value):
-                raise RecordError(f"record.json's {key} is not an integer: {value!r}")
-        values["hyperparameters"] = dict(data.get("hyperparameters") or {})
-        values["workload_settings"] = dict(data.get("workload_settings") or {})
-        values["packages"] = dict(data.get("packages") or {})
-        values = {k: v for k, v in values.items() if v is not None or k in _NULLABLE}
-        return cls(**values)
+        ),
+        "number",
+    ),
+    **dict.fromkeys(
+        (
+            "fingerprint",
+            "error",
+            "hardware",
+            "device",
+            "host",
+            "slurm_job_id",
+            "started_at",
+            "command",
+            "git_commit",
+        ),
+        "text",
+    ),
+}
+_KIND_NAMES = {
+    "name": "a non-empty string",
+    "text": "a string",
+    "int": "an integer",
+    "number": "a finite number",
+    "object": "a JSON object",
+}
 
 
-_NULLABLE = {f.name for f in dataclasses.fields(RunRecord) if f.default is None} | {"seed"}
+def _is_kind(value: Any, kind: str) -> bool:
+    if kind == "name":
+        return isinstance(value, str) and bool(value)
+    if kind == "text":
+        return isinstance(value, str)
+    if kind == "int":
+        return _is_int(value)
+    if kind == "number":
+        return _is_number(value)
+    return isinstance(value, dict)
 
 
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _number(value: Any, key: str) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise RecordError(f"record.json's {key} is not a number: {value!r}")
-    return float(value)
+def _is_number(value: Any) -> bool:
+    """A finite int or float (json.loads accepts NaN and Infinity; a record never holds them)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _ruleset(value: Any) -> RulesetSettings:
     if not isinstance(value, dict) or not isinstance(value.get("name"), str):
         raise RecordError("record.json's ruleset is not an object with a name")
-    names = [f.name for f in dataclasses.fields(RulesetSettings)]
-    return RulesetSettings(**{name: value.get(name) for name in names})
+    kinds = {"tune": bool, "budget_factor": (int, float), "num_studies": int, "num_trials": int}
+    for key, kind in kinds.items():
+        if value.get(key) is not None and (
+            not isinstance(value[key], kind) or (kind is not bool and isinstance(value[key], bool))
+        ):
+            raise RecordError(f"record.json's ruleset.{key} is not valid: {value[key]!r}")
+    return RulesetSettings(value["name"], *(value.get(key) for key in kinds))
 
 
 def _target(value: Any) -> Target | None:
     if value is None:
         return None
-    try:
-        target = Target(
-            metric=str(value["metric"]),
-            value=_number(value["value"], "target value"),
-            lower_is_better=value["lower_is_better"],
+    if (
+        not isinstance(value, dict)
+        or not isinstance(value.get("metric"), str)
+        or not value["metric"]
+        or not _is_number(value.get("value"))
+        or not isinstance(value.get("lower_is_better"), bool)
+    ):
+        raise RecordError(
+            "record.json's target is not {metric: <name>, value: <number>, lower_is_better: "
+            f"true|false}}: {value!r}"
         )
-    except (KeyError, TypeError) as error:
-        raise RecordError("record.json's target lacks metric, value or lower_is_better") from error
-    if target.value is None or not isinstance(target.lower_is_better, bool) or not target.metric:
-        raise RecordError("record.json's target has no metric, value or direction")
-    return target
+    return Target(value["metric"], float(value["value"]), value["lower_is_better"])
 
 
 def _upgrade_v1(data: dict[str, Any], folder: Path) -> dict[str, Any]:
@@ -286,13 +313,14 @@ def _upgrade_v1(data: dict[str, Any], folder: Path) -> dict[str, Any]:
     run's config.yaml; the target held the workload's settings; a run rejected before it started
     had a placeholder target and no hardware."""
     data = dict(data)
-    ruleset = {"name": data.get("ruleset") or "unknown"}
+    name = data.get("ruleset")
+    ruleset = {"name": name if isinstance(name, str) and name else "unknown"}
     config = _config_ruleset(folder / CONFIG_FILE)
     ruleset.update(
         {k: config.get(k) for k in ("tune", "budget_factor", "num_studies", "num_trials")}
     )
-    if ruleset["name"] == "fixed":
-        ruleset["num_studies"] = None  # format 1 wrote 1000000 for "no fixed number"
+    if ruleset["num_studies"] == 1000000:
+        ruleset["num_studies"] = None  # format 1's "no fixed number" (ruleset fixed)
     data["ruleset"] = ruleset
     old = data.get("target") or {}
     if isinstance(old, dict) and old.get("target_value") is not None:
@@ -308,8 +336,6 @@ def _upgrade_v1(data: dict[str, Any], folder: Path) -> dict[str, Any]:
         }
     else:
         data["target"] = None
-    if data.get("hardware") == "unknown":
-        data["hardware"] = None
     data["record_format"] = RECORD_FORMAT
     return data
 
@@ -348,7 +374,7 @@ def load_record(folder: Path) -> RunRecord:
         data = read_json(path)
     except (OSError, ValueError) as error:
         raise RecordError(f"record.json cannot be read: {error}") from error
-    if isinstance(data, dict) and "record_format" not in data:
+    if isinstance(data, dict) and data.get("record_format", 1) == 1:
         data = _upgrade_v1(data, Path(folder))
     elif isinstance(data, dict) and data["record_format"] != RECORD_FORMAT:
         raise RecordError(
@@ -391,8 +417,10 @@ def atomic_write(path: Path, write: Callable[[io.BufferedWriter], None]) -> None
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temporary, path)
-    except BaseException:
+    except BaseException as error:
         Path(temporary).unlink(missing_ok=True)
+        if isinstance(error, OSError) and error.filename is None:
+            error.filename = str(path)  # "No space left on device" says where
         raise
 
 
@@ -434,12 +462,48 @@ def write_eval_measurements(path: Path, rows: list[Mapping[str, Any]]) -> None:
 
 # torch is imported where a checkpoint is touched: the report reads results without it.
 def save_checkpoint(path: Path, state: Mapping[str, Any]) -> None:
+    """Serialised in memory first, then written like any file: a full disk then raises OSError
+    (ENOSPC, naming the path), where torch's own writer says only "unexpected pos"."""
     import torch
 
-    atomic_write(path, lambda handle: torch.save(dict(state), handle))
+    buffer = io.BytesIO()
+    torch.save(dict(state), buffer)
+    atomic_write(path, lambda handle: handle.write(buffer.getbuffer()))
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be loaded safely; the message says why, in the harness's words."""
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
+    """The checkpoint at `path`, loaded with weights_only=True (tensors and plain values only,
+    so a tampered file cannot run code); CheckpointError when it cannot be, whose message never
+    advises loading it otherwise."""
+    import pickle
+
     import torch
 
-    return torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        detail = _unpickling_detail(str(error))
+        raise CheckpointError(
+            f"it holds something other than tensors and plain values{detail}, which a safe load "
+            "refuses: not a checkpoint of this harness, or a damaged or tampered file"
+        ) from None
+    except (RuntimeError, EOFError, KeyError, ValueError, OSError) as error:
+        reason = str(error).strip().split(". ")[0] if not isinstance(error, KeyError) else ""
+        detail = f" ({reason[:160]})" if reason else ""
+        raise CheckpointError(f"it is damaged or not a checkpoint{detail}") from None
+    if not isinstance(checkpoint, dict):
+        raise CheckpointError(f"it holds a {type(checkpoint).__name__}, not a checkpoint")
+    return checkpoint
+
+
+def _unpickling_detail(message: str) -> str:
+    """torch's reason after its advice (which we never repeat): 'unsupported GLOBAL x.y', ..."""
+    for line in message.splitlines():
+        line = line.strip()
+        if line.startswith(("Trying to load unsupported", "Unsupported")):
+            return f" ({line.rstrip('.')})"
+    return ""

@@ -29,8 +29,6 @@ from harness.loggers import NullLogger, RunLogger
 from harness.progress import Progress
 from harness.spec import Hyperparameters, Submission, Workload
 
-CHECKPOINT_FORMAT = 1  # bump when the checkpoint's keys change; restore refuses another format
-
 
 @dataclass
 class RunSettings:
@@ -108,6 +106,7 @@ class Runner:
         run_dir: Path,
         record: results.RunRecord,
         logger: RunLogger | None = None,
+        checkpoint: Mapping[str, Any] | None = None,
     ):
         self.workload = workload
         self.submission = submission
@@ -116,6 +115,7 @@ class Runner:
         self.run_dir = Path(run_dir)
         self.base_record = record  # identity, target, hardware, versions: fixed for the run
         self.logger = logger or NullLogger()
+        self.checkpoint = checkpoint  # to resume from, already loaded
         self.clock = Clock(workload.device)
         self.state = TrainState()
         self.started_wall = time.time()
@@ -148,19 +148,12 @@ class Runner:
         return record
 
     # -- checkpoints --------------------------------------------------------------------------
-    def _identity(self) -> dict[str, Any]:
-        return {
-            "seed": self.settings.seed,
-            "batch_size": self.settings.batch_size,
-            "hyperparameters": dict(vars(self.hyperparameters)),
-        }
-
     def save_checkpoint(self, model, model_state, optimizer_state) -> None:
         results.save_checkpoint(
             self.run_dir / results.CHECKPOINT_FILE,
             {
-                "format": CHECKPOINT_FORMAT,
-                "identity": self._identity(),
+                "format": results.CHECKPOINT_FORMAT,
+                "fingerprint": self.base_record.fingerprint,
                 "train_state": dataclasses.asdict(self.state),
                 "model": model.state_dict(),
                 "model_state": model_state,
@@ -170,21 +163,11 @@ class Runner:
         )
 
     def restore_checkpoint(self, model, optimizer_state) -> tuple[Any, Any] | None:
-        """Load the run's checkpoint if it has one; returns (model_state, optimizer_state)."""
-        path = self.run_dir / results.CHECKPOINT_FILE
-        if not path.exists():
+        """Continue from `self.checkpoint` (harness/lifecycle.py checked that it is this run's);
+        returns (model_state, optimizer_state), or None when there is none."""
+        checkpoint = self.checkpoint
+        if checkpoint is None:
             return None
-        checkpoint = results.load_checkpoint(path)
-        if checkpoint.get("format") != CHECKPOINT_FORMAT:
-            raise RuntimeError(
-                f"{path} has checkpoint format {checkpoint.get('format')!r}; this version of the "
-                f"harness reads format {CHECKPOINT_FORMAT}. Use force=true to start over."
-            )
-        if checkpoint.get("identity") != self._identity():
-            raise RuntimeError(
-                f"{path} belongs to a run with different settings "
-                f"({checkpoint.get('identity')}); use force=true to start over"
-            )
         self.state = TrainState(**checkpoint["train_state"])
         self.state.preemption_count += 1
         model.load_state_dict(checkpoint["model"])
@@ -226,8 +209,12 @@ class Runner:
         )
         clock = self.clock
         status = None
+        # Resumed from the checkpoint of a run's last evaluation (killed before its final
+        # record): it ends now, as it would have, without another step.
         if state.time_to_target is not None and settings.stop_at_target:
-            status = "reached"  # killed after the target evaluation but before the record
+            status = "reached"
+        elif state.eval_measurements and self._out_of_budget():
+            status = "reached" if state.time_to_target is not None else "not_reached"
         try:
             while status is None:
                 step_rng = step_seed(settings.seed, state.global_step)
@@ -264,9 +251,7 @@ class Runner:
                     status = "diverged"
                     break
                 progress.step(state.global_step, state.accumulated_submission_time, loss)
-                out_of_budget = state.accumulated_submission_time >= settings.budget_sec or (
-                    settings.max_steps is not None and state.global_step >= settings.max_steps
-                )
+                out_of_budget = self._out_of_budget()
                 if state.global_step % workload.eval_every_steps == 0 or out_of_budget:
                     optimizer_state, model, model_state, metrics = self._evaluate(
                         model, model_state, optimizer_state, params_types, eval_results
@@ -287,6 +272,12 @@ class Runner:
         record = self.write_record(status)
         self.logger.finish(record)
         return record
+
+    def _out_of_budget(self) -> bool:
+        state, settings = self.state, self.settings
+        return state.accumulated_submission_time >= settings.budget_sec or (
+            settings.max_steps is not None and state.global_step >= settings.max_steps
+        )
 
     def _diverged(self, loss: float | None) -> bool:
         state = self.state

@@ -289,6 +289,12 @@ class Submission(abc.ABC):
         """
         return None
 
+    def effective_hyperparameters(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        """The hyperparameters as the algorithm uses them, after the naming conventions of its
+        search space (e.g. one_minus_beta1 -> beta1); a later key wins over an earlier one it
+        aliases. Records and loggers show these. The default changes nothing."""
+        return dict(values)
+
     def optimizer_state_dict(self, optimizer_state: OptimizerState) -> dict[str, Any]:
         """Tensors and plain values only: checkpoints load with `weights_only=True`."""
         raise NotImplementedError(f"{type(self).__name__} cannot checkpoint its optimizer state")

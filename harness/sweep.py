@@ -67,20 +67,20 @@ def status_report(root: Path) -> str:
     """The progress of every run under `root`, by (ruleset, submission, workload) folder. Runs
     not started yet have no folder, so only the sweep itself can count them as pending."""
     groups: dict[str, list[tuple[Path, results.RunRecord | None]]] = {}
+    unreadable: list[str] = []
     for run_dir in results.find_run_dirs(root):
-        record = results.read_record(run_dir)
-        group = (
-            "unreadable record.json"
-            if record is None
-            else f"{record.experiment_name}/{record.ruleset.name}/{record.submission}/"
-            f"{record.workload}"
-        )
-        groups.setdefault(group, []).append((run_dir, record))
-    if not groups:
+        try:
+            record = results.load_record(run_dir)
+        except results.RecordError as error:
+            unreadable.append(f"  {run_dir}: {error}")
+            continue
+        group = f"{record.experiment_name}/{record.ruleset.name}/{record.submission}/"
+        groups.setdefault(group + record.workload, []).append((run_dir, record))
+    if not groups and not unreadable:
         return f"{root}: no runs yet (no record.json below it)"
     by_group = {name: tally(members) for name, members in sorted(groups.items())}
     total = sum(by_group.values(), SweepProgress())
-    width = max(len(name) for name in groups)
+    width = max((len(name) for name in groups), default=0)
     lines = [f"{root}: {total.line(pending=False)}", ""]
     lines.append(" " * width + "".join(f"  {state:>7}" for state in STATES[:3]))
     for name, group in by_group.items():
@@ -90,6 +90,8 @@ def status_report(root: Path) -> str:
     if total.failures:
         lines += ["", "failed (their record.json holds the whole error):"]
         lines += [f"  {d}: {error.strip().splitlines()[-1]}" for d, error in total.failures]
+    if unreadable:
+        lines += ["", "not counted, their record cannot be read:", *unreadable]
     return "\n".join(lines)
 
 

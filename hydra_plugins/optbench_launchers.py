@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from hydra._internal.core_plugins.basic_launcher import BasicLauncher
 from hydra.core.singleton import Singleton
 from hydra.core.utils import JobReturn, JobStatus, filter_overrides
 from hydra_plugins.hydra_submitit_launcher import submitit_launcher
@@ -48,20 +49,10 @@ class _Task:
     def run_dir(self) -> Path:
         return Path(str(self.config.hydra.sweep.dir), str(self.config.hydra.sweep.subdir))
 
-    def finished(self) -> bool:
-        """Whether the job would only skip the run (launch.decide_start decides, as in the job)."""
-        record = results.read_record(self.run_dir)
-        if record is None or not record.finished:
-            return False
-        config = self.config.copy()
-        if config.skip_done is None:
-            config.skip_done = True  # what it means inside a sweep (launch.is_sweep in the job)
-        try:
-            _, _, hyperparameters = launch.prepare(config)
-            seed = launch.run_seed(config)
-            return launch.decide_start(self.run_dir, config, seed, hyperparameters) == "skip"
-        except Exception:  # e.g. UserError: submit it, the task explains in its record
-            return False
+    def preflight(self) -> tuple[str, str | None]:
+        """("done" | "run" | "conflict", what differs): launch.preflight, as the job would see
+        it (skip_done unset means "skip" in a sweep)."""
+        return launch.preflight(self.config, self.run_dir)
 
     def job_return(self) -> JobReturn | None:
         """What Hydra's sweeper expects back; None if the job ended without a result."""
@@ -122,12 +113,9 @@ class _SweepLauncher(submitit_launcher.BaseSubmititLauncher):
     ) -> Sequence[JobReturn]:
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
         sweep_dir.mkdir(parents=True, exist_ok=True)
-        loader = self.hydra_context.config_loader
-        tasks = [
-            _Task(initial_job_idx + i, list(o), loader.load_sweep_config(self.config, list(o)))
-            for i, o in enumerate(job_overrides)
-        ]
-        to_run = [task for task in tasks if not task.finished()]
+        checked = check_before_launch(self, job_overrides, initial_job_idx)
+        tasks = [task for task, _ in checked]
+        to_run = [task for task, state in checked if state != "done"]
         log.info(
             "sweep: %d tasks, %d of them already finished (not submitted); results in %s",
             len(tasks),
@@ -181,6 +169,39 @@ class _SweepLauncher(submitit_launcher.BaseSubmititLauncher):
         """What the stock launcher's `__call__` takes: overrides, job number, Hydra's state."""
         job_id = f"job_id_for_{task.index}"
         return (task.overrides, "hydra.sweep.dir", task.index, job_id, Singleton.get_state())
+
+
+def check_before_launch(launcher: Any, job_overrides: Sequence[Sequence[str]], first: int) -> list:
+    """Every task of the sweep, composed; exits 2 with one paragraph, before anything runs,
+    when some run folders hold results or checkpoints made with other settings."""
+    loader = launcher.hydra_context.config_loader
+    tasks = [
+        _Task(first + i, list(o), loader.load_sweep_config(launcher.config, list(o)))
+        for i, o in enumerate(job_overrides)
+    ]
+    states = [task.preflight() for task in tasks]
+    conflicts = [
+        (task.run_dir, what)
+        for task, (state, what) in zip(tasks, states, strict=True)
+        if state == "conflict"
+    ]
+    if conflicts:
+        print(f"error: {launch.conflicts_paragraph(conflicts)}", file=sys.stderr, flush=True)
+        sys.exit(2)
+    return [(task, state) for task, (state, _) in zip(tasks, states, strict=True)]
+
+
+class SerialLauncher(BasicLauncher):
+    """`hydra/launcher=serial`, the default for `-m`: Hydra's basic launcher (one run after
+    another in this process), after the same check as the others that no run folder holds a run
+    made with other settings. Finished runs are skipped by each task itself."""
+
+    def launch(
+        self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int
+    ) -> Sequence[JobReturn]:
+        Path(str(self.config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
+        check_before_launch(self, job_overrides, initial_job_idx)
+        return super().launch(job_overrides, initial_job_idx)
 
 
 class _QueueWatcher(SlurmInfoWatcher):

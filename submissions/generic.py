@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -44,6 +45,7 @@ HARNESS_HYPERPARAMETERS = {
 # betaN and one_minus_betaN (AlgoPerf's tuning convention) fill the optimizer's `betas` tuple.
 BETA_NAMES = {f"beta{i}": i - 1 for i in (1, 2, 3)}
 ONE_MINUS_BETA_NAMES = {f"one_minus_beta{i}": i - 1 for i in (1, 2, 3)}
+ONE_MINUS_BETA = re.compile(r"(.*)one_minus_(beta[123])")  # with a prefix such as muon's adam_
 
 
 def optimizer_class(optimizer: Any) -> type:
@@ -151,6 +153,18 @@ class OptimizerSubmission(Submission):
                 f"submission {self.name}: step_hint_arguments {sorted(unknown)} are not "
                 f"arguments of {optimizer_class(self.optimizer).__name__}"
             )
+
+    def effective_hyperparameters(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        """`[prefix]one_minus_betaN: v` becomes `[prefix]betaN: 1 - v` (AlgoPerf's tuning
+        convention), in place of an earlier `betaN`; a later `betaN` replaces it in turn."""
+        effective: dict[str, Any] = {}
+        for key, value in values.items():
+            match = ONE_MINUS_BETA.fullmatch(key)
+            if match is not None and is_number(value):
+                effective[match.group(1) + match.group(2)] = 1.0 - value
+            else:
+                effective[key] = value  # (a non-number one_minus_betaN: validation names it)
+        return effective
 
     def hyperparameter_names(self) -> list[str]:
         """Every name this submission accepts, for error messages and docs."""

@@ -5,14 +5,20 @@ from __future__ import annotations
 
 from hydra import compose, initialize_config_dir
 
-from harness.report import cli, comparison, load
+from harness.report import cli, comparison
 from tests.helpers import CONF, EMBEDDED_WORKLOADS
-from tests.synthetic_results import HARDWARE, write_run
+from tests.synthetic_results import HARDWARE, write_run, write_study_grid
 
 
 def table_lines(text: str, workload: str) -> list[str]:
     section = text.split(f"### {workload}\n", 1)[1].split("\n\n###", 1)[0]
     return [line for line in section.splitlines() if line.startswith("| ") and "---" not in line]
+
+
+def comparison_of(folder, capsys=None) -> tuple[str, str]:
+    assert cli.main([str(folder), "--no-figures", "--resamples", "10"]) == 0
+    err = capsys.readouterr().err if capsys else ""
+    return (folder / "report" / "comparison.md").read_text(), err
 
 
 def test_misses_count_as_infinity_and_rows_rank_by_reached_then_median(tmp_path):
@@ -23,7 +29,7 @@ def test_misses_count_as_infinity_and_rows_rank_by_reached_then_median(tmp_path)
     for study in range(3):
         write_run(tmp_path, "slow", "friedman", study, 0, None, ruleset="self")
 
-    text = comparison.render(load.load(tmp_path).runs, str(tmp_path), "2025-01-01")
+    text, _ = comparison_of(tmp_path)
     header, fast, erratic, slow = table_lines(text, "friedman")
     assert "reached" in header and "median" in header
     assert fast.startswith("| fast | 2/3 | 20 [10–∞] |") and "| 1 not reached |" in fast
@@ -33,6 +39,14 @@ def test_misses_count_as_infinity_and_rows_rank_by_reached_then_median(tmp_path)
     assert comparison.REGENERATE.splitlines()[1] in text
 
 
+def test_a_study_counts_once_with_its_best_trial(tmp_path):
+    """External tuning: n counts studies, not trials, and each study is its fastest trial."""
+    write_study_grid(tmp_path, {("adamw", "digits"): [10.0, 12.0, None]}, ruleset="external")
+    text, _ = comparison_of(tmp_path)
+    (row,) = table_lines(text, "digits")[1:]
+    assert row.startswith("| adamw | 2/3 | 12 [10–∞] |")
+
+
 def test_hardware_is_never_mixed_and_unfinished_runs_are_left_out(tmp_path, capsys):
     write_run(tmp_path, "adamw", "digits", 0, 0, 12.0, ruleset="self")
     write_run(tmp_path, "adamw", "digits", 1, 0, 3.0, ruleset="self", hardware="cuda:Other GPU")
@@ -40,13 +54,12 @@ def test_hardware_is_never_mixed_and_unfinished_runs_are_left_out(tmp_path, caps
     broken = write_run(tmp_path, "lion", "digits", 0, 0, 1.0, ruleset="self")
     (broken / "record.json").write_text("{not json")
 
-    assert cli.main([str(tmp_path), "--no-figures", "--resamples", "10"]) == 0
-    text = (tmp_path / "report" / "comparison.md").read_text()
-    cpu = text.split(f"\n## {HARDWARE}\n")[1].split("\n## ")[0]
-    gpu = text.split("\n## cuda:Other GPU\n")[1].split("\n## ")[0]
+    text, warnings = comparison_of(tmp_path, capsys)
+    sections = text.split("\n## ")[1:]
+    cpu = next(s for s in sections if f"- hardware: {HARDWARE}\n" in s)
+    gpu = next(s for s in sections if "- hardware: cuda:Other GPU\n" in s)
     assert "| adamw | 1/1 | 12 [12–12] |" in cpu and "| adamw | 1/1 | 3 [3–3] |" in gpu
     assert "| lion |" not in text
-    warnings = capsys.readouterr().err
     assert running.relative_to(tmp_path).as_posix() in warnings  # named as still running
     assert f"skipping {broken}: record.json cannot be read" in warnings
 

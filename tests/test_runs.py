@@ -167,7 +167,8 @@ def test_resumed_run_matches_uninterrupted(tmp_path, monkeypatch, workload):
     assert results.load_record(tmp_path / "interrupted").status == "running"
     monkeypatch.setattr(preemption, "requested", lambda: None)
 
-    resumed = make_runner(overrides, tmp_path / "interrupted", max_steps=16)
+    checkpoint = results.load_checkpoint(tmp_path / "interrupted" / results.CHECKPOINT_FILE)
+    resumed = make_runner(overrides, tmp_path / "interrupted", checkpoint, max_steps=16)
     record = resumed.run()
     assert record.preemption_count == 1
     expected = measurements_without_time(reference.state.eval_measurements)

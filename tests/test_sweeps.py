@@ -13,6 +13,7 @@ from tests.helpers import (
     assert_hyperparameters_match,
     default_run_dir,
     expected_hyperparameters,
+    expected_search_point,
     group_choices,
     run_cli,
 )
@@ -61,6 +62,9 @@ def test_external_sweep_uses_the_independently_recomputed_halton_points(sweep_ro
         written = results.read_json(run_dir / results.HPARAMS_FILE)
         assert_hyperparameters_match(written, expected_hyperparameters(submission, study, trial))
         record = results.load_record(run_dir)
+        assert record.hyperparameters == written  # the effective values, in both places
+        _, point = expected_search_point(submission, study, trial)
+        assert_hyperparameters_match(record.search_point, point)
         assert record.finished
         assert record.seed == 1000 * study + trial
         command = record.command.split()  # reruns this task alone
@@ -146,5 +150,6 @@ def test_launcher_configs_build_ours_and_keep_pickles_out_of_results(launcher, t
     settings = cfg.hydra.launcher
     assert issubclass(get_class(settings._target_), Launcher)
     assert settings._target_.startswith("hydra_plugins.optbench_launchers.")
-    folder = Path(settings.submitit_folder)
-    assert folder.parts[0] == ".slurm" and "results" not in folder.parts
+    if "submitit_folder" in settings:  # submitit's pickles and logs: never under results/
+        folder = Path(settings.submitit_folder)
+        assert folder.parts[0] == ".slurm" and "results" not in folder.parts

@@ -111,3 +111,16 @@ def test_resumed_run_continues_its_wandb_run(wandb_dir, results_dir, monkeypatch
     run_in_process([*OVERRIDES, "force=true"], results_dir)  # a fresh start: a new wandb run
     ids = {contents(path)["id"] for path in offline_runs(wandb_dir)}
     assert len(ids) == 2
+
+
+def test_an_external_trial_logs_the_hyperparameters_it_trains_with(wandb_dir, results_dir):
+    """Not the YAML's defaults: the trial's sampled point, as the optimizer gets it."""
+    record = run_in_process([*OVERRIDES, "ruleset=external", "trial=3"], results_dir)
+    (run_file,) = offline_runs(wandb_dir)
+    logged = contents(run_file)["config"]["submission"]
+    assert logged["hyperparameters"] == record.hyperparameters
+    assert logged["search_point"] == record.search_point
+    assert record.hyperparameters["beta1"] == pytest.approx(
+        1 - record.search_point["one_minus_beta1"]
+    )
+    assert record.hyperparameters["learning_rate"] != 3e-3  # the YAML's default

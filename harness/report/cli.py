@@ -91,9 +91,12 @@ def _status_problems(runs: pd.DataFrame) -> tuple[list[str], set[Cell]]:
     failed = runs[runs["status"] == "failed"]
     if len(failed):
         problems.append(
-            f"{len(failed)} run(s) failed and count as not reached (rerun with force=true): "
-            + _name_runs(failed["run_id"])
+            f"{len(failed)} run(s) failed and count as not reached (their record holds the error "
+            "and the command that reruns them): " + _name_runs(failed["run_id"])
         )
+    for (submission, workload), counts in ended_runs(runs).items():
+        what = ", ".join(f"{n} {status}" for status, n in counts.items())
+        problems.append(f"{submission} on {workload}: {what} run(s), each counted as not reached")
     scored = runs[runs["status"] != "running"]
     repeats = scored.duplicated(["submission", "workload", "study", "trial"], keep="first")
     if repeats.any():
@@ -103,6 +106,16 @@ def _status_problems(runs: pd.DataFrame) -> tuple[list[str], set[Cell]]:
             + _name_runs(scored.loc[repeats, "run_id"])
         )
     return problems, set(zip(running["submission"], running["workload"], strict=True))
+
+
+def ended_runs(runs: pd.DataFrame) -> dict[Cell, dict[str, int]]:
+    """Per (submission, workload): how many runs diverged or failed (misses, whatever their
+    trial; a run that ended before its first evaluation counts from its record alone)."""
+    ended = runs[runs["status"].isin(("diverged", "failed"))]
+    return {
+        cell: group["status"].value_counts().sort_index().to_dict()
+        for cell, group in ended.groupby(["submission", "workload"], sort=True)
+    }
 
 
 def _trial_problems(runs: pd.DataFrame) -> tuple[list[str], set[Cell]]:
@@ -184,6 +197,7 @@ def build_groups(
             targets=_targets(group_runs),
             incomplete=incomplete,
             problems=problems,
+            ended=ended_runs(group_runs),
         )
         if len(hardware) > 1:
             problems.insert(0, "runs from different hardware are mixed (--mix-hardware)")
@@ -327,10 +341,11 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out or args.results_dir / "report"
     out.mkdir(parents=True, exist_ok=True)
     written = write_tables(groups, out)
+    sections = [(g.context.title(), g.runs, g.board.studies) for g in groups]
     written.append(out / "comparison.md")
     results.write_text(
         written[-1],
-        comparison.render(runs, str(args.results_dir), datetime.date.today().isoformat()),
+        comparison.render(sections, str(args.results_dir), datetime.date.today().isoformat()),
     )
     if not args.no_figures:
         paths, layout = write_figures(groups, loaded.evaluations, out)

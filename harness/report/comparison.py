@@ -5,7 +5,8 @@ time-to-target over all n studies with its range, and the median steps-to-target
 missed the target (not reached, diverged or failed) counts as infinity, as in AlgoPerf, so a
 median over mostly-missed studies is infinite: misses stay misses. Runs from different hardware
 are never mixed: each hardware fingerprint gets its own section. Runs still running are left
-out (the report lists them). Formats the runs table of load.py; never reads files itself.
+out (the report lists them). A section per leaderboard (experiment, ruleset, hardware), from
+its runs and best trials; never reads files itself.
 """
 
 from __future__ import annotations
@@ -34,25 +35,25 @@ def format_steps(value: float) -> str:
     return "∞" if math.isinf(value) else f"{value:.0f}"
 
 
-def _times(runs: pd.DataFrame) -> list[float]:
-    """Time-to-target per run; a failed run is a miss whatever it recorded."""
-    failed = runs["status"] == "failed"
-    return [math.inf if f else t for t, f in zip(runs["time_to_target"], failed, strict=True)]
+def _times(studies: pd.DataFrame) -> list[float]:
+    """Time-to-target per study; a study whose best trial failed is a miss whatever it recorded."""
+    failed = studies["status"] == "failed"
+    return [math.inf if f else t for t, f in zip(studies["time_to_target"], failed, strict=True)]
 
 
-def cell_row(submission: str, runs: pd.DataFrame) -> dict:
-    """One table row: a submission's studies on one workload."""
-    times = _times(runs)
+def cell_row(submission: str, studies: pd.DataFrame) -> dict:
+    """One table row: a submission's studies on one workload (each its best trial)."""
+    times = _times(studies)
     steps = [
         math.inf if math.isinf(t) or math.isnan(s) else s
-        for t, s in zip(times, runs["steps_to_target"], strict=True)
+        for t, s in zip(times, studies["steps_to_target"], strict=True)
     ]
-    misses = runs.loc[runs["status"].isin(MISSES), "status"].value_counts()
+    misses = studies.loc[studies["status"].isin(MISSES), "status"].value_counts()
     median_time = statistics.median(times)
     return {
         "submission": submission,
         "reached": sum(not math.isinf(t) for t in times),
-        "n": len(runs),
+        "n": len(studies),
         "median_time": median_time,
         "time": f"{format_seconds(median_time)} [{format_seconds(min(times))}–"
         f"{format_seconds(max(times))}]",
@@ -63,8 +64,8 @@ def cell_row(submission: str, runs: pd.DataFrame) -> dict:
     }
 
 
-def workload_table(runs: pd.DataFrame) -> list[str]:
-    rows = [cell_row(name, group) for name, group in runs.groupby("submission")]
+def workload_table(studies: pd.DataFrame) -> list[str]:
+    rows = [cell_row(name, group) for name, group in studies.groupby("submission")]
     rows.sort(key=lambda row: (-row["reached"] / row["n"], row["median_time"], row["submission"]))
     lines = [
         "| submission | reached | time to target, s: median [min–max] | steps to target "
@@ -92,23 +93,28 @@ def _packages_text(packages_json: str) -> str:
     return ", ".join(f"{name} {packages[name]}" for name in sorted(packages)) or "unknown"
 
 
-def hardware_section(hardware: str, runs: pd.DataFrame) -> list[str]:
+def group_section(title: str, runs: pd.DataFrame, studies: pd.DataFrame) -> list[str]:
+    """One leaderboard's runs (`runs`, load.py's table) and each study's best trial (`studies`,
+    scoring.best_trials), with workloads named as on the leaderboard."""
+    runs = runs[runs["status"] != "running"]
+    studies = studies.merge(runs[["run_id", "status"]], on="run_id", how="left")
     dates = sorted(str(started)[:10] or "?" for started in runs["started_at"])
     lines = [
-        f"## {hardware}",
+        f"## {title}",
         "",
-        f"- runs: {len(runs)} (ruleset {', '.join(sorted(runs['ruleset'].unique()))}), started "
-        f"{dates[0]} to {dates[-1]}",
+        f"- runs: {len(runs)}, started {dates[0]} to {dates[-1]}",
+        f"- hardware: {', '.join(sorted(runs['hardware'].unique()))}",
         f"- hosts: {', '.join(sorted({h or '?' for h in runs['host']}))}",
         f"- packages: {_packages_text(runs['packages'].iloc[0])}",
         f"- commits: {', '.join(sorted({c or '?' for c in runs['git_commit']}))}",
         "",
     ]
-    for workload, group in runs.groupby("workload", sort=True):
+    first = runs.set_index("workload")
+    for workload, group in studies.groupby("workload", sort=True):
         lines += [
             f"### {workload}",
             "",
-            f"{describe_target(group.iloc[0])}.",
+            f"{describe_target(first.loc[[workload]].iloc[0])}.",
             "",
             *workload_table(group),
             "",
@@ -116,29 +122,28 @@ def hardware_section(hardware: str, runs: pd.DataFrame) -> list[str]:
     return lines
 
 
-def render(runs: pd.DataFrame, source: str, generated_on: str) -> str:
-    """comparison.md for the runs table `runs` (load.py's), read from the folder `source`."""
-    runs = runs[runs["status"] != "running"].sort_values("run_id")
+def render(sections: list[tuple[str, pd.DataFrame, pd.DataFrame]], source: str, date: str) -> str:
+    """comparison.md: a section per leaderboard, (title, runs, best trials) each."""
     lines = [
         "# Comparison: every submission with its defaults",
         "",
-        f"Generated on {generated_on} from `{source}` by:",
+        f"Generated on {date} from `{source}` by:",
         "",
         "```bash",
         REGENERATE,
         "```",
         "",
-        "Each row is one submission on one workload over n studies (seeds 1000 x study). "
-        "*reached* is how many studies reached the validation target within the budget; "
-        "time to target is submission time (evaluation off the clock) at the first evaluation "
-        "that met the target, with a missed study counted as ∞ (so the median is ∞ when most "
-        "studies missed); steps are global steps at that evaluation. The defaults come from "
-        "each submission's YAML (literature values, not tuned to these workloads); see "
-        "`conf/submission/`. Times from different hardware are never mixed. To run part of "
-        "the sweep, add overrides to the first command, e.g. `submission=adamw,lion "
-        "workload=digits study=0`.",
+        "Each row is one submission on one workload over n studies (seeds 1000 x study); a "
+        "study counts with its best trial. *reached* is how many studies reached the validation "
+        "target within the budget; time to target is submission time (evaluation off the clock) "
+        "at the first evaluation that met the target, with a missed study counted as ∞ (so the "
+        "median is ∞ when most studies missed); steps are global steps at that evaluation. The "
+        "defaults come from each submission's YAML (literature values, not tuned to these "
+        "workloads); see `conf/submission/`. Runs of different experiments, rulesets or "
+        "hardware are never mixed. To run part of the sweep, add overrides to the first "
+        "command, e.g. `submission=adamw,lion workload=digits study=0`.",
         "",
     ]
-    for hardware, group in runs.groupby("hardware", sort=True):
-        lines += hardware_section(str(hardware), group)
+    for title, runs, studies in sections:
+        lines += group_section(title, runs, studies)
     return "\n".join(lines).rstrip() + "\n"

@@ -27,8 +27,10 @@ from pandas.api.types import union_categoricals
 from harness import results
 
 CACHE_DIR = ".report_cache"
-CACHE_FORMAT = 2  # bump when the tables' columns change: older caches are then rebuilt
-RUN_FILES = (results.RECORD_FILE, results.EVAL_FILE, results.CONFIG_FILE, results.HPARAMS_FILE)
+# Older caches are rebuilt: bump when the tables' columns change (the record format counts too,
+# since the upgrade of older records decides what the runs table holds).
+CACHE_FORMAT = 100 * results.RECORD_FORMAT + 2
+RUN_FILES = (results.RECORD_FILE, results.EVAL_FILE, results.CONFIG_FILE)  # what a row reads
 REQUIRED_EVAL_COLUMNS = ("global_step", "accumulated_submission_time")
 # Relative tolerance when checking record.json's time_to_target against the evaluations.
 TIME_TOLERANCE = 1e-9
@@ -115,10 +117,12 @@ def parse_record(run_dir: Path, run_id: str) -> dict[str, Any]:
         )
     if record.hardware is None:
         raise CorruptRun(f"record.json names no hardware: the run never started ({error[0]})")
-    if record.n_evaluations and not (run_dir / results.EVAL_FILE).exists():
+    # A run evaluates at least once unless it diverged or failed first (format 1 did not count
+    # evaluations: a run that reached the target or the budget had at least one).
+    evaluated = record.n_evaluations > 0 or record.status in ("reached", "not_reached")
+    if evaluated and not (run_dir / results.EVAL_FILE).exists():
         raise CorruptRun(
-            f"record.json counts {record.n_evaluations} evaluations but eval_measurements.csv "
-            "is missing (a partial copy?)"
+            f"status {record.status} but eval_measurements.csv is missing (a partial copy?)"
         )
     ruleset = record.ruleset
     return {
@@ -294,6 +298,8 @@ def _read_cache(cache: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame] 
             return None
         runs = pd.read_parquet(cache / "runs.parquet")
         evaluations = pd.read_parquet(cache / "evaluations.parquet")
+        if list(runs.columns) != list(RUN_COLUMNS):
+            return None
     except (OSError, ValueError, KeyError, ImportError):
         return None
     runs["lower_is_better"] = runs["lower_is_better"].astype(object)

@@ -28,6 +28,7 @@ class TableContext:
     targets: dict[str, tuple[str, float, bool]]  # workload -> (metric, value, lower is better)
     incomplete: set[tuple[str, str]] = field(default_factory=set)  # (submission, workload)
     problems: list[str] = field(default_factory=list)
+    ended: dict[tuple[str, str], dict[str, int]] = field(default_factory=dict)  # diverged/failed
 
     def title(self) -> str:
         return f"Leaderboard {self.number}: experiment {self.experiment}, ruleset {self.ruleset}"
@@ -298,6 +299,7 @@ def time_to_target_rows(board: Leaderboard, context: TableContext) -> pd.DataFra
     for i, submission in enumerate(board.submissions):
         for j, workload in enumerate(board.workloads):
             metric, value, lower = context.targets[workload]
+            ended = context.ended.get((submission, workload), {})
             cell = board.studies[
                 (board.studies["submission"] == submission)
                 & (board.studies["workload"] == workload)
@@ -317,6 +319,8 @@ def time_to_target_rows(board: Leaderboard, context: TableContext) -> pd.DataFra
                     "studies": int(board.n_studies[i, j]),
                     "studies_reached": int(board.n_reached[i, j]),
                     "study_times": ";".join(f"{t:g}" for t in cell["time_to_target"]),
+                    "runs_diverged": ended.get("diverged", 0),
+                    "runs_failed": ended.get("failed", 0),
                     "incomplete": (submission, workload) in context.incomplete,
                 }
             )
