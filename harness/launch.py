@@ -152,14 +152,6 @@ def is_sweep() -> bool:
     return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
 
-def display_path(path: Path) -> str:
-    """Relative to the working directory when inside it: shorter, and copy-pasteable."""
-    try:
-        return str(path.resolve().relative_to(Path.cwd()))
-    except ValueError:
-        return str(path)
-
-
 def rerun_command() -> str:
     """The command that reruns this run alone; in a sweep, just this task's overrides."""
     if not HydraConfig.initialized():
@@ -177,7 +169,7 @@ def summary_line(record: results.RunRecord, run_dir: Path) -> str:
         f"{record.status:<11}",
         f"time_to_target {'inf' if time_to_target is None else f'{time_to_target:.2f}'} s",
         f"steps_to_target {record.steps_to_target or 'inf'}",
-        display_path(run_dir),
+        results.display_path(run_dir),
     ]
     if target is not None:
         value = "—" if metric is None else f"{metric:.4f}"
@@ -263,9 +255,9 @@ def run(cfg: DictConfig) -> results.RunRecord:
         elif plan.action == "replace":
             log.warning(
                 "the finished result in %s is kept: this attempt ended %s (its files are in %s)",
-                display_path(run_dir),
+                results.display_path(run_dir),
                 record.status,
-                display_path(plan.folder),
+                results.display_path(plan.folder),
             )
     print(summary_line(record, run_dir), flush=True)
     return record
@@ -339,7 +331,7 @@ def attempt(
             checkpoint=plan.checkpoint,
         )
         if resumed:
-            log.info("resuming from the checkpoint in %s", display_path(folder))
+            log.info("resuming from the checkpoint in %s", results.display_path(folder))
         with preemption.signals_checkpoint():
             try:
                 record = runner.run()
@@ -412,7 +404,9 @@ def preflight(cfg: DictConfig, run_dir: Path) -> tuple[str, str | None]:
 
 def conflicts_paragraph(conflicts: list[tuple[Path, str]]) -> str:
     """One paragraph for the runs of a sweep that hold results made with other settings."""
-    shown = "\n".join(f"  {display_path(run_dir)}: {what}" for run_dir, what in conflicts[:10])
+    shown = "\n".join(
+        f"  {results.display_path(run_dir)}: {what}" for run_dir, what in conflicts[:10]
+    )
     more = f"\n  ... and {len(conflicts) - 10} more" if len(conflicts) > 10 else ""
     return (
         f"{len(conflicts)} run(s) of this sweep already hold results or checkpoints made with "

@@ -33,6 +33,7 @@ import yaml
 
 from harness import results
 from harness.errors import UserError
+from harness.results import display_path as shown
 
 LOCK_FILE = ".lock"
 ATTEMPT_DIR = ".attempt"  # a replacement of a finished run trains here
@@ -69,8 +70,9 @@ class RunLock:
             if error.errno not in (errno.EACCES, errno.EAGAIN):
                 raise
             raise RunFolderBusy(
-                f"{self.path.parent} is in use by another process ({holder}); two processes "
-                "on one run would overwrite each other's files. Wait for it to end, or stop it "
+                f"{shown(self.path.parent)} is in use by another process ({holder}); two "
+                "processes on one run would overwrite each other's files. Wait for it to end, or "
+                "stop it "
                 "(a run stopped with SIGTERM checkpoints and resumes when started again)."
             ) from None
         os.ftruncate(fd, 0)
@@ -101,7 +103,8 @@ def check_writable(run_dir: Path) -> None:
     existing = next((p for p in (run_dir, *run_dir.parents) if p.exists()), Path("."))
     if not existing.is_dir():
         raise UserError(
-            f"cannot create the run folder {run_dir}: {existing} is a file, not a folder. "
+            f"cannot create the run folder {shown(run_dir)}: {existing} is a file, "
+            "not a folder. "
             "Choose another results_dir (or experiment_name), or move that file away."
         )
     try:
@@ -111,13 +114,14 @@ def check_writable(run_dir: Path) -> None:
         probe.unlink()
     except OSError as error:
         raise UserError(
-            f"cannot write into the run folder {run_dir} ({error.strerror or error}). Choose "
-            "a results_dir you can write to (results_dir=PATH), or fix the folder's permissions."
+            f"cannot write into the run folder {shown(run_dir)} ({error.strerror or error}). "
+            "Choose a results_dir you can write to (results_dir=PATH), or fix the folder's "
+            "permissions."
         ) from None
     free = shutil.disk_usage(run_dir).free
     if free < MIN_FREE_BYTES:
         raise UserError(
-            f"no space left on device: {run_dir} has {free / 2**20:.1f} MiB free, and a run "
+            f"no space left on device: {shown(run_dir)} has {free / 2**20:.1f} MiB free, and a run "
             f"needs at least {MIN_FREE_BYTES / 2**20:.0f} MiB for its record, evaluations and "
             "checkpoints. Free some space or choose another results_dir."
         )
@@ -309,11 +313,11 @@ def plan(
         )
     if finished_fingerprint(run_dir) != new and not force:
         raise SettingsChanged(
-            f"{run_dir} already holds a finished run made with other settings "
+            f"{shown(run_dir)} already holds a finished run made with other settings "
             f"({differences(stored_identity(run_dir), new_identity)}), and its result stays as "
             "it is. To replace it, run the same command with force=true (the earlier result is "
-            f"kept in {run_dir / REPLACED_DIR}/); to keep both, choose another experiment_name; "
-            "to repeat a run with new seeds, vary study=."
+            f"kept in {shown(run_dir / REPLACED_DIR)}/); to keep both, choose another "
+            "experiment_name; to repeat a run with new seeds, vary study=."
         )
     if not force and skip_done:
         return Plan("skip", run_dir, notes=notes)
@@ -342,9 +346,10 @@ def _plan_in(
         except results.CheckpointError as error:  # truncated, or not loadable safely
             if not force:
                 raise UnreadableCheckpoint(
-                    f"the checkpoint {path} cannot be read: {error}. A full disk or an "
+                    f"the checkpoint {shown(path)} cannot be read: {error}. A full disk or an "
                     "interrupted copy can cut a file short. To start this run over, run the same "
-                    f"command with force=true; the file is moved to {folder / REPLACED_DIR}/, "
+                    f"command with force=true; the file is moved to "
+                    f"{shown(folder / REPLACED_DIR)}/, "
                     "not deleted."
                 ) from None
         else:
@@ -358,18 +363,21 @@ def _plan_in(
                     f"{results.CHECKPOINT_FORMAT}"
                 )
                 raise SettingsChanged(
-                    f"{folder} holds an interrupted run that cannot be resumed by this command: "
+                    f"{shown(folder)} holds an interrupted run that cannot be resumed by "
+                    "this command: "
                     f"{why}. Run the command that started it to resume it, or run this one with "
-                    f"force=true to start over (its files are moved to {folder / REPLACED_DIR}/, "
+                    f"force=true to start over (its files are moved to "
+                    f"{shown(folder / REPLACED_DIR)}/, "
                     "not deleted)."
                 )
     if unreadable is not None and not force:
         raise UnreadableRecord(
-            f"{folder / results.RECORD_FILE} cannot be read ({unreadable}), and the folder "
+            f"{shown(folder / results.RECORD_FILE)} cannot be read ({unreadable}), "
+            "and the folder "
             "holds no checkpoint "
             "of this run to resume from; it may hold a result of another version of the "
             "harness. To start this run over, run the same command with force=true; the "
-            f"folder's files are moved to {folder / REPLACED_DIR}/, not deleted."
+            f"folder's files are moved to {shown(folder / REPLACED_DIR)}/, not deleted."
         )
     moved = archive(folder)
     if moved is not None:

@@ -68,6 +68,14 @@ def run_dir(
     )
 
 
+def display_path(path: Path | str) -> str:
+    """Relative to the working directory when inside it: shorter, and copy-pasteable."""
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
 def find_run_dirs(root: Path) -> list[Path]:
     """Every run folder under `root` (a folder holding record.json or eval_measurements.csv),
     sorted. Hidden folders (.report_cache, .hydra) and a run folder's own subfolders (wandb/)
