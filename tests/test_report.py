@@ -146,11 +146,11 @@ def test_one_look_per_submission_in_every_figure(grid):
     )
     for figure, draw in figures.FIGURES.items():  # a new figure is checked without an edit
         fig = draw(data)
-        legend = fig.legends[0]
-        for text, line in zip(legend.get_texts(), legend.get_lines(), strict=False):
-            name = text.get_text().split(" ")[0]
-            if name in looks:
-                assert line.get_color() == looks[name].color, (figure, name)
+        for legend in [*fig.legends, *(ax.get_legend() for ax in fig.axes if ax.get_legend())]:
+            for text, line in zip(legend.get_texts(), legend.get_lines(), strict=False):
+                name = text.get_text().split(" ")[0]
+                if name in looks:
+                    assert line.get_color() == looks[name].color, (figure, name)
         assert figures.layout_problems(fig) == [], figure
 
 
