@@ -10,10 +10,13 @@ from collections.abc import Iterator
 
 import torch
 
+from harness.errors import UserError
+
 _MIX = 0x9E3779B97F4A7C15  # golden-ratio constant: spreads (seed, counter) pairs over 64 bits
 
-# The random streams of a run: derive_seed(seed, counter, salt), one salt per use. The values
-# are part of every result (changing one changes every run), hence fixed numbers.
+# The random streams of a run: derive_seed(seed, counter, salt). The values are part of every
+# result (changing one changes every run), hence fixed numbers; salt 1 serves two uses, which
+# never feed the same generator.
 EPOCH_ORDER = 1  # the permutation of each epoch (counter: the epoch)
 PREPARE_FOR_EVAL = 1  # the runner's rng for prepare_for_eval (counter: the step)
 AUGMENTATION = 2  # image workloads: crops, shifts and flips of a step's batch
@@ -48,8 +51,9 @@ class EpochBatchIndices:
 
     def __init__(self, num_examples: int, batch_size: int, seed: int, device: torch.device):
         if batch_size > num_examples:
-            raise ValueError(
-                f"batch size {batch_size} exceeds the {num_examples} training examples"
+            raise UserError(
+                f"batch size {batch_size} exceeds the {num_examples} training examples; choose "
+                "a smaller submission.batch_size (null: the workload's own)"
             )
         self.num_examples = num_examples
         self.batch_size = batch_size

@@ -64,6 +64,15 @@ def build(node: DictConfig, what: str) -> Any:
     try:
         return instantiate(node, _convert_="all")
     except InstantiationException as error:
+        unimportable = _import_failure(error)
+        if unimportable is not None:
+            raise UserError(
+                f"Cannot build {what} {node.get('name', target)!r}: {unimportable}. If it is "
+                "your own code, put the folder that holds its module on Python's path "
+                "(PYTHONPATH=/path/to/folder python run.py ...) or install its package into "
+                "this environment (pip install -e /path/to/package); otherwise check the "
+                "spelling of the _target_."
+            ) from error
         cause = error.__cause__ or error
         hint = ""
         if target is not None and isinstance(cause, TypeError):
@@ -73,6 +82,23 @@ def build(node: DictConfig, what: str) -> Any:
         raise UserError(
             f"Cannot build {what} {node.get('name', target)!r}: {cause}.{hint}"
         ) from error
+
+
+def _import_failure(error: BaseException) -> str | None:
+    """ "the class myopt.X (submission.optimizer._target_) cannot be imported: No module named
+    'myopt'" when a `_target_` failed to import; None for any other failure."""
+    chain, cause = [], error
+    while cause is not None:
+        chain.append(cause)
+        cause = cause.__cause__
+    root = chain[-1]
+    if not isinstance(root, ImportError) or not isinstance(error, InstantiationException):
+        return None
+    message = str(error)
+    target = message.split("'")[1] if message.startswith("Error locating target '") else "?"
+    where = message.partition("full_key: ")[2].strip()
+    key = f" ({where}._target_)" if where else ""
+    return f"the class {target}{key} cannot be imported: {root}"
 
 
 def check_study_and_trial(cfg: DictConfig) -> None:
@@ -122,14 +148,28 @@ def prepare(cfg: DictConfig) -> tuple[Workload, Submission, dict[str, Any]]:
     workload: Workload = build(cfg.workload, "workload")
     submission: Submission = build(cfg.submission, "submission")
     hyperparameters = choose_hyperparameters(cfg, submission)
+    check_batch_size(submission, workload)
     try:
-        submission.validate_hyperparameters(SimpleNamespace(**hyperparameters))
+        submission.validate_hyperparameters(SimpleNamespace(**hyperparameters), workload)
         # Every name in the search space must be a hyperparameter the submission accepts.
         probe = {**hyperparameters, **trial_point(getattr(submission, "search_space", {}), 0, 0)}
         submission.validate_hyperparameters(SimpleNamespace(**probe))
     except (ValueError, TypeError) as error:
         raise UserError(str(error)) from error
     return workload, submission, hyperparameters
+
+
+def check_batch_size(submission: Submission, workload: Workload) -> None:
+    """A submission's batch size is a positive integer, or None for the workload's."""
+    size = submission.get_batch_size(workload.name)
+    if size is None:
+        return
+    if isinstance(size, bool) or not isinstance(size, int) or size <= 0:
+        raise UserError(
+            f"submission {submission.name}: batch size {size!r} for {workload.name} is not a "
+            "positive integer. Set submission.batch_size to a positive integer, or to null for "
+            f"the workload's own ({workload.default_batch_size})."
+        )
 
 
 def run_identity(cfg: DictConfig) -> dict[str, Any]:
@@ -307,7 +347,7 @@ def attempt(
     runner = None
     try:
         workload.setup(device)  # dataset loading: off the clock
-        batch_size = int(submission.get_batch_size(workload.name) or workload.default_batch_size)
+        batch_size = submission.get_batch_size(workload.name) or workload.default_batch_size
         record = record.replace(workload_settings=workload.settings(), batch_size=batch_size)
         settings = RunSettings(
             seed=seed,
@@ -345,8 +385,10 @@ def attempt(
         message = failure_message(error, folder)
         if isinstance(error, (UserError, OSError)):
             log.error("run failed: %s", message)
-        else:  # a crash in a submission's or workload's code: its author needs the traceback
-            log.error("run failed: %s\n%s", message, traceback.format_exc())
+        else:  # a crash in a submission's or workload's code: its author needs the traceback,
+            # in the log and in the record (which ends, like the traceback, with the error).
+            message = traceback.format_exc().rstrip()
+            log.error("run failed:\n%s", message)
         try:
             if runner is not None:
                 record = runner.write_record("failed", message)
@@ -485,6 +527,8 @@ def main(cfg: DictConfig) -> float | None:
     try:
         record = run(cfg)
     except UserError as error:
+        if os.environ.get("HYDRA_FULL_ERROR") == "1":
+            raise  # the traceback, for whoever debugs the harness itself
         print(f"error: {error}", file=sys.stderr, flush=True)
         if is_sweep():  # one bad task must not stop the sweep; its record says why
             if not isinstance(error, lifecycle.RunFolderBusy):
@@ -493,8 +537,23 @@ def main(cfg: DictConfig) -> float | None:
         _remove_unused_run_dir(cfg)
         sys.exit(2)
     except preemption.Preempted as stop:
+        if stop.interrupted:  # Ctrl-C: checkpointed at the step boundary
+            print(
+                f"interrupted at step {stop.global_step}; run the same command to resume",
+                file=sys.stderr,
+                flush=True,
+            )
+            sys.exit(130)
         print(f"{stop}. Run the same command again to resume.", file=sys.stderr, flush=True)
         sys.exit(3)
+    except KeyboardInterrupt:  # before training started or after it ended: nothing to resume
+        print(
+            "interrupted before training began or after it ended; run the same command to "
+            "start again (nothing finished was lost)",
+            file=sys.stderr,
+            flush=True,
+        )
+        sys.exit(130)
     if record.status == "failed" and not is_sweep():
         sys.exit(1)
     return objective(record)

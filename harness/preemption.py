@@ -15,8 +15,8 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 # SIGTERM: Slurm's scancel/requeue/preemption, `kill`; SIGUSR1/SIGUSR2: the signal Slurm sends
-# before the time limit (`--signal`; submitit asks for SIGUSR2 by default).
-SIGNALS = (signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2)
+# before the time limit (`--signal`; submitit asks for SIGUSR2 by default); SIGINT: Ctrl-C.
+SIGNALS = (signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2, signal.SIGINT)
 
 _requested: list[int] = []
 _previous: dict[int, Any] = {}  # handlers that were installed before ours
@@ -28,6 +28,7 @@ class Preempted(Exception):
     def __init__(self, signum: int, global_step: int | None = None):
         at = "" if global_step is None else f" at step {global_step}"
         super().__init__(f"stopped by signal {signal.Signals(signum).name}{at}; checkpoint saved")
+        self.interrupted = signum == signal.SIGINT
         self.signum = signum
         self.global_step = global_step
 
@@ -83,5 +84,5 @@ def hand_over(signum: int) -> None:
     Must be called while our handlers are still installed (inside `signals_checkpoint`).
     """
     previous = previous_handler(signum)
-    if previous is not None:
+    if previous is not None and signum != signal.SIGINT:  # Ctrl-C is the user's, not a requeue
         previous(signum, None)

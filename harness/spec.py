@@ -281,8 +281,11 @@ class Submission(abc.ABC):
         return optimizer_state, current_param_container, model_state
 
     # -- harness extensions (not in AlgoPerf) -------------------------------------------------
-    def validate_hyperparameters(self, hyperparameters: Hyperparameters) -> None:
-        """Raise a ValueError naming any unknown or ill-typed hyperparameter (before training).
+    def validate_hyperparameters(
+        self, hyperparameters: Hyperparameters, workload: Workload | None = None
+    ) -> None:
+        """Raise a ValueError naming any unknown, ill-typed or refused hyperparameter (before
+        any file is written); `workload`, when given, is built but not set up.
 
         The default accepts anything: submissions written against the five functions read
         their hyperparameters themselves.

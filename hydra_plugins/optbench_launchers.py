@@ -29,8 +29,11 @@ from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
 from omegaconf import DictConfig, OmegaConf
 from submitit.slurm.slurm import SlurmInfoWatcher
 
-from harness import launch, results
+from harness import results
 from harness.sweep import progress
+
+# harness.launch (and torch with it) is imported where a sweep needs it, never at import: Hydra
+# imports every module of hydra_plugins on start-up, `run.py --help` included.
 
 log = logging.getLogger("harness")
 POLL_SECONDS = 2.0  # how often the launcher looks at its jobs and their records
@@ -52,14 +55,19 @@ class _Task:
     def preflight(self) -> tuple[str, str | None]:
         """("done" | "run" | "conflict", what differs): launch.preflight, as the job would see
         it (skip_done unset means "skip" in a sweep)."""
+        from harness import launch
+
         return launch.preflight(self.config, self.run_dir)
 
     def job_return(self) -> JobReturn | None:
         """What Hydra's sweeper expects back; None if the job ended without a result."""
         if self.job is None:  # finished before the sweep started
             record = results.load_record(self.run_dir)
+            time_to_target = (
+                float("inf") if record.time_to_target is None else record.time_to_target
+            )
             return JobReturn(
-                self.overrides, status=JobStatus.COMPLETED, _return_value=launch.objective(record)
+                self.overrides, status=JobStatus.COMPLETED, _return_value=time_to_target
             )
         try:
             return self.job.results()[0]
@@ -186,6 +194,8 @@ def check_before_launch(launcher: Any, job_overrides: Sequence[Sequence[str]], f
         if state == "conflict"
     ]
     if conflicts:
+        from harness import launch
+
         print(f"error: {launch.conflicts_paragraph(conflicts)}", file=sys.stderr, flush=True)
         sys.exit(2)
     return [(task, state) for task, (state, _) in zip(tasks, states, strict=True)]

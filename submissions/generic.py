@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import math
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -98,11 +99,35 @@ def optimizer_hyperparameter_names(optimizer: Any) -> set[str]:
     return beta_names | (set(accepted) - NOT_HYPERPARAMETERS)
 
 
+def without(values: Mapping[str, Any], key: str) -> dict[str, Any]:
+    """`values` without `key`, so the optimizer's own default applies; a learning rate (which
+    has none) is set to a harmless 1e-3 instead."""
+    rest = {k: v for k, v in values.items() if k != key}
+    if key.endswith("learning_rate"):
+        rest[key] = 1e-3
+    return rest
+
+
+def stand_in_model() -> nn.Module:
+    """A tiny model with a hidden 2-D weight, a head and biases: every kind of parameter an
+    optimizer may treat apart (Muon's matrices), for building optimizers before the real run."""
+    model = nn.Sequential()
+    model.add_module("body", nn.Linear(4, 4))
+    model.add_module("head", nn.Linear(4, 2))
+    return model
+
+
 def is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 class OptimizerSubmission(Submission):
+    # The step is proportional to the scheduled learning rate (0 at a rate of 0, half at half):
+    # true of every optimizer whose update is `-lr * direction(state, gradient)`. The
+    # conformance suite checks it; a submission whose steps depend on earlier rates too (a
+    # schedule-free average) sets it to False and is checked only for following the schedule.
+    update_proportional_to_learning_rate = True
+
     def __init__(
         self,
         name: str,
@@ -135,8 +160,12 @@ class OptimizerSubmission(Submission):
         self.step_hint_arguments = dict(step_hint_arguments or {})
 
     # -- hyperparameters ----------------------------------------------------------------------
-    def validate_hyperparameters(self, hyperparameters: Hyperparameters) -> None:
-        """Unknown or ill-typed hyperparameters, or search-space values, raise a clear error."""
+    def validate_hyperparameters(
+        self, hyperparameters: Hyperparameters, workload: Workload | None = None
+    ) -> None:
+        """Unknown, ill-typed or non-finite hyperparameters, or search-space values, raise a
+        clear error; with a workload, so do values the optimizer's own checks refuse (they run
+        here, on a stand-in model, so that a bad value fails before any file is written)."""
         values = vars(hyperparameters)
         # Hyperparameters outside the search space first, so a bad key is blamed on its source.
         outside_space = {
@@ -153,6 +182,33 @@ class OptimizerSubmission(Submission):
                 f"submission {self.name}: step_hint_arguments {sorted(unknown)} are not "
                 f"arguments of {optimizer_class(self.optimizer).__name__}"
             )
+        if workload is not None:
+            self._check_optimizers_accept(values, workload)
+
+    def _check_optimizers_accept(self, values: Mapping[str, Any], workload: Workload) -> None:
+        """Build the optimizers once on a stand-in model; name the hyperparameters they refuse
+        (those without which they are accepted)."""
+        refusal = self._refusal(values, workload)
+        if refusal is None:
+            return
+        culprits = [key for key in values if self._refusal(without(values, key), workload) is None]
+        named = ", ".join(f"{key}={values[key]!r}" for key in culprits) or "these hyperparameters"
+        raise ValueError(
+            f"submission {self.name}: {self.describe_algorithm()} refuses {named}: {refusal}"
+        )
+
+    def _refusal(self, values: Mapping[str, Any], workload: Workload) -> str | None:
+        """What the optimizers' constructors say about `values`, or None if they accept them."""
+        optimizer_kwargs, _, harness_values = self._split_hyperparameters(values)
+        for argument, fraction in self.step_hint_arguments.items():
+            optimizer_kwargs.setdefault(argument, max(1, round(fraction * workload.step_hint)))
+        try:
+            self.build_optimizers(
+                workload, stand_in_model(), optimizer_kwargs, float(harness_values["learning_rate"])
+            )
+        except (ValueError, TypeError, RuntimeError) as error:
+            return str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
+        return None
 
     def effective_hyperparameters(self, values: Mapping[str, Any]) -> dict[str, Any]:
         """`[prefix]one_minus_betaN: v` becomes `[prefix]betaN: 1 - v` (AlgoPerf's tuning
@@ -261,6 +317,11 @@ class OptimizerSubmission(Submission):
             raise TypeError(
                 f"submission {self.name}: hyperparameter {key} must be a number, got {value!r} "
                 f"({type(value).__name__})"
+            )
+        elif not math.isfinite(value):
+            raise ValueError(
+                f"submission {self.name}: hyperparameter {key} must be a finite number, got "
+                f"{value!r}"
             )
         elif integer and not float(value).is_integer():
             raise TypeError(

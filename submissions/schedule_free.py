@@ -24,6 +24,10 @@ from submissions.generic import OptimizerSubmission
 
 
 class ScheduleFreeSubmission(OptimizerSubmission):
+    # y interpolates towards the average x with weights from every step's rate: a rate of 0
+    # still moves it, so the update is not proportional to the current rate.
+    update_proportional_to_learning_rate = False
+
     def before_step(self, optimizer_state: OptimizerState) -> None:
         for optimizer in optimizer_state["optimizers"].values():
             optimizer.train()  # a no-op unless the last call was prepare_for_eval

@@ -6,10 +6,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import torch
 
 from harness.spec import Workload
 from tests import fake_datasets
-from tests.helpers import EMBEDDED_WORKLOADS, tiny_workload
+from tests.helpers import (
+    EMBEDDED_WORKLOADS,
+    PREEMPTIBLE,
+    default_run_dir,
+    run_in_process,
+    tiny_workload,
+)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -37,3 +44,16 @@ def tiny_workloads(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Worklo
     """Each tiny embedded workload (helpers.TINY), set up once: loading data is the slow part."""
     folder = tmp_path_factory.mktemp("workloads")
     return {name: tiny_workload(name, folder) for name in EMBEDDED_WORKLOADS}
+
+
+@pytest.fixture(scope="session")
+def uninterrupted(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The run folder of helpers.PREEMPTIBLE, never interrupted: what every interrupted and
+    resumed run must end like (in this process; torch's thread count is restored)."""
+    threads = torch.get_num_threads()
+    results_dir = tmp_path_factory.mktemp("uninterrupted") / "results"
+    try:
+        run_in_process(PREEMPTIBLE, results_dir)
+    finally:
+        torch.set_num_threads(threads)
+    return default_run_dir(results_dir)

@@ -80,6 +80,13 @@ def compose_config(overrides: list[str], results_dir: Path) -> DictConfig:
         return compose("config", overrides=[f"results_dir={results_dir}", *smaller, *overrides])
 
 
+def compose_with_hydra(overrides: list[str]) -> DictConfig:
+    """The config as `python run.py OVERRIDES` composes it, Hydra's own node (run and sweep
+    folders, launcher, sweeper) included."""
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return compose("config", overrides=overrides, return_hydra_config=True)
+
+
 def run_in_process(overrides: list[str], results_dir: Path) -> results.RunRecord:
     return launch.run(compose_config(overrides, results_dir))
 
@@ -120,6 +127,19 @@ def run_cli(args: list[str], cwd: Path, timeout: float = 300) -> subprocess.Comp
         timeout=timeout,
         env=cli_environment(),
         stdin=subprocess.DEVNULL,
+    )
+
+
+def start_cli(args: list[str], cwd: Path) -> subprocess.Popen:
+    """`python run.py ARGS` started in the background (to be signalled or killed)."""
+    return subprocess.Popen(
+        [sys.executable, str(ROOT / "run.py"), *args],
+        cwd=cwd,
+        env=cli_environment(),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 

@@ -3,10 +3,8 @@ known, and the sweep that feeds it (conf/experiment/comparison.yaml)."""
 
 from __future__ import annotations
 
-from hydra import compose, initialize_config_dir
-
 from harness.report import cli, comparison
-from tests.helpers import CONF, EMBEDDED_WORKLOADS
+from tests.helpers import EMBEDDED_WORKLOADS, compose_with_hydra
 from tests.synthetic_results import HARDWARE, write_run, write_study_grid
 
 
@@ -65,8 +63,7 @@ def test_hardware_is_never_mixed_and_unfinished_runs_are_left_out(tmp_path, caps
 
 
 def test_comparison_sweeps_every_submission_with_defaults_on_the_embedded_workloads():
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose("config", overrides=["experiment=comparison"], return_hydra_config=True)
+    cfg = compose_with_hydra(["experiment=comparison"])
     params = cfg.hydra.sweeper.params
     assert cfg.ruleset.name == "fixed" and not cfg.ruleset.tune  # defaults, no tuning
     assert params.submission == "glob(*)"

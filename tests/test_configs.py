@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from hydra import compose, initialize_config_dir
 from hydra.types import RunMode
 from hydra.utils import instantiate
 
@@ -12,7 +11,7 @@ from harness.launch import build, prepare
 from harness.loggers import RunLogger
 from harness.spec import Submission, Workload
 from submissions.schedules import Schedule
-from tests.helpers import CONF, compose_config, group_choices
+from tests.helpers import compose_config, compose_with_hydra, group_choices
 
 
 @pytest.mark.parametrize("workload", group_choices("workload"))
@@ -63,12 +62,7 @@ def test_logger_config_builds(logger, results_dir):
 
 @pytest.mark.parametrize("experiment", group_choices("experiment"))
 def test_experiment_config_composes_to_a_sweep_of_existing_choices(experiment, results_dir):
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose(
-            "config",
-            overrides=[f"results_dir={results_dir}", f"experiment={experiment}"],
-            return_hydra_config=True,
-        )
+    cfg = compose_with_hydra([f"results_dir={results_dir}", f"experiment={experiment}"])
     assert cfg.experiment_name == experiment, "results go to a folder named like the YAML"
     assert cfg.hydra.mode == RunMode.MULTIRUN
     for group, values in cfg.hydra.sweeper.params.items():
@@ -78,12 +72,7 @@ def test_experiment_config_composes_to_a_sweep_of_existing_choices(experiment, r
 
 
 def test_hydra_run_dir_follows_results_layout(results_dir):
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose(
-            "config",
-            overrides=["submission=lion", "workload=friedman", "study=2", "trial=0"],
-            return_hydra_config=True,
-        )
+    cfg = compose_with_hydra(["submission=lion", "workload=friedman", "study=2", "trial=0"])
     expected = results.run_dir("results", "default", "fixed", "lion", "friedman", 2, 0)
     assert cfg.hydra.run.dir == str(expected)
     assert f"{cfg.hydra.sweep.dir}/{cfg.hydra.sweep.subdir}" == str(expected)

@@ -7,6 +7,7 @@ the batch size, schedule swaps and search-space validation.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 from collections.abc import Iterator
 
@@ -21,6 +22,7 @@ from harness.launch import prepare, standalone_record
 from harness.runner import Runner, RunSettings
 from harness.spec import Batch, LossType, Workload
 from submissions.generic import OptimizerSubmission
+from submissions.schedules import Schedule
 from tests.helpers import (
     CONF,
     EMBEDDED_WORKLOADS,
@@ -248,6 +250,101 @@ def learning_rates(optimizer_state) -> list[float]:
         for optimizer in optimizer_state["optimizers"].values()
         for group in optimizer.param_groups
     ]
+
+
+@dataclasses.dataclass(frozen=True)
+class Fixed(Schedule):
+    """A learning-rate multiplier set by the test."""
+
+    value: float = 1.0
+    warmup_fraction: float = 0.0
+
+    def factor(self, step: int, total_steps: int) -> float:
+        return self.value
+
+
+def step_taken_at(name: str, workload: Workload, factor: float, warm_steps: int = 3) -> float:
+    """Norm of one step's change of the parameters when the schedule says `factor`, after
+    `warm_steps` steps at factor 1 (so that the optimizer has state); same batch every time."""
+    submission, hyperparameters = build_submission(name, [])
+    trainer = Trainer(submission, hyperparameters, workload, rng=0)
+    batch = next(workload.build_input_queue(0, "train", 8))
+    trainer.optimizer_state["schedule"] = Fixed(1.0)
+    for step in range(warm_steps):
+        trainer.step(batch, step)
+    before = trainer.parameters()
+    trainer.optimizer_state["schedule"] = Fixed(factor)
+    trainer.step(batch, warm_steps)
+    after = trainer.parameters()
+    return float(torch.sqrt(sum(((after[n] - before[n]) ** 2).sum() for n in before)))
+
+
+@pytest.mark.parametrize("submission_name", SUBMISSIONS)
+def test_the_step_follows_the_scheduled_learning_rate(submission_name, quadratic):
+    """An optimizer that ignores its schedule (a learning rate read once, at construction)
+    takes the same step whatever the schedule says."""
+    submission, _ = build_submission(submission_name, [])
+    if not isinstance(submission, OptimizerSubmission):
+        pytest.skip("the learning rates of a five-function submission are its own business")
+    full, half, none = (step_taken_at(submission_name, quadratic, f) for f in (1.0, 0.5, 0.0))
+    assert full > 0 and len({full, half, none}) == 3, (
+        f"{submission_name}: steps of {full:.3g}, {half:.3g} and {none:.3g} at scheduled rates "
+        "1, 0.5 and 0: the step does not follow the schedule"
+    )
+    if submission.update_proportional_to_learning_rate:
+        assert none == 0.0, f"{submission_name} moved by {none:.3g} at a learning rate of 0"
+        assert half / full == pytest.approx(0.5, rel=0.01), submission_name
+
+
+class FlatQuadratic(IllConditionedQuadratic):
+    """The quadratic with its loss multiplied by 0: every gradient is zero, so only weight
+    decay can move the parameters."""
+
+    def loss_fn(self, label_batch, logits_batch, mask_batch=None, label_smoothing=0.0):
+        losses = mean_squared_error(label_batch, logits_batch, mask_batch)
+        return {**losses, "summed": losses["summed"] * 0.0}
+
+
+def weight_decay_keys(name: str) -> list[str]:
+    """Hyperparameters named *weight_decay in a submission's defaults or search space."""
+    cfg = submission_config(name, ())
+    names = [*cfg.submission.hyperparameters, *cfg.submission.search_space]
+    return sorted({key for key in names if key.endswith("weight_decay")})
+
+
+WEIGHT_DECAY = [(s, key) for s in SUBMISSIONS for key in weight_decay_keys(s)]
+
+
+@pytest.mark.parametrize("submission_name, key", WEIGHT_DECAY)
+def test_weight_decay_shrinks_the_weights(submission_name, key):
+    """With every gradient zero, a weight decay of 0.1 must shrink the parameters (and 0 leave
+    them): an optimizer that ignores its weight decay fails here."""
+    workload = FlatQuadratic(
+        name="flat",
+        target=0.0,
+        max_runtime_sec=600,
+        step_hint=60,
+        eval_every_steps=30,
+        batch_size=32,
+    )
+    workload.setup(torch.device("cpu"))
+    batch = next(workload.build_input_queue(0, "train", 8))
+    others = [f"++submission.hyperparameters.{k}=0.0" for k in weight_decay_keys(submission_name)]
+    norms = {}
+    for value in (0.0, 0.1):
+        submission, hyperparameters = build_submission(
+            submission_name, [*others, f"++submission.hyperparameters.{key}={value}"]
+        )
+        trainer = Trainer(submission, hyperparameters, workload, rng=0)
+        start = float(torch.sqrt(sum((p**2).sum() for p in trainer.parameters().values())))
+        for step in range(10):
+            trainer.step(batch, step)
+        norms[value] = float(torch.sqrt(sum((p**2).sum() for p in trainer.parameters().values())))
+    assert norms[0.0] == pytest.approx(start, rel=1e-7), "no gradient and no decay: no move"
+    assert norms[0.1] < start * (1 - 1e-5), (
+        f"{submission_name}: {key}=0.1 left the parameters' norm at {norms[0.1]:.7g} (from "
+        f"{start:.7g}) in 10 steps without gradients: the weight decay is ignored"
+    )
 
 
 @pytest.mark.parametrize("schedule_name", SCHEDULES)

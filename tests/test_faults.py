@@ -39,6 +39,7 @@ from tests.helpers import (
     read_csv,
     run_cli,
     run_in_process,
+    start_cli,
 )
 
 # A run that reaches its (easy) target at its first evaluation: seconds, every file written.
@@ -321,30 +322,6 @@ def test_the_same_seed_twice_gives_the_same_result_and_keeps_the_first(results_d
     assert read_csv(kept / results.EVAL_FILE) == first_rows
 
 
-@pytest.fixture(scope="module")
-def reference(tmp_path_factory) -> Path:
-    """The interruptible run, never interrupted."""
-    threads = torch.get_num_threads()
-    results_dir = tmp_path_factory.mktemp("reference") / "results"
-    try:
-        run_in_process(PREEMPTIBLE, results_dir)
-    finally:
-        torch.set_num_threads(threads)
-    return default_run_dir(results_dir)
-
-
-def start(cwd: Path, overrides: list[str] = PREEMPTIBLE) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, str(ROOT / "run.py"), *overrides],
-        cwd=cwd,
-        env=cli_environment(),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
 def wait_until(condition, process: subprocess.Popen, what: str) -> None:
     deadline = time.monotonic() + WAIT_SECONDS
     while time.monotonic() < deadline:
@@ -372,28 +349,27 @@ KILL_POINTS = {  # when to kill: a condition on the run folder
 }
 
 
+KILLS = [  # SIGKILL at every kill point; SIGTERM (checkpoint at the next step) once
+    *((when, signal.SIGKILL) for when in KILL_POINTS),
+    ("after_an_evaluation", signal.SIGTERM),
+]
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
-@pytest.mark.parametrize("when", list(KILL_POINTS))
-def test_a_killed_run_resumes_to_the_same_result(tmp_path, reference, when, signum):
+@pytest.mark.parametrize(
+    "when, signum", KILLS, ids=[f"{w}-{signal.Signals(n).name}" for w, n in KILLS]
+)
+def test_a_killed_run_resumes_to_the_same_result(tmp_path, uninterrupted, when, signum):
     run_dir = default_run_dir(tmp_path / "results")
-    process = start(tmp_path)
+    process = start_cli(PREEMPTIBLE, tmp_path)
     wait_until(lambda: KILL_POINTS[when](run_dir), process, f"the kill point {when}")
     process.send_signal(signum)
     process.communicate(timeout=WAIT_SECONDS)
     assert process.returncode == (3 if signum == signal.SIGTERM else -signal.SIGKILL)
     assert results.load_record(run_dir).status == "running"
-    rerun = subprocess.run(
-        [sys.executable, str(ROOT / "run.py"), *PREEMPTIBLE],
-        cwd=tmp_path,
-        env=cli_environment(),
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=WAIT_SECONDS,
-    )
+    rerun = run_cli(PREEMPTIBLE, tmp_path, timeout=WAIT_SECONDS)
     assert rerun.returncode == 0, rerun.stderr
-    assert_same_result(run_dir, reference)
+    assert_same_result(run_dir, uninterrupted)
 
 
 def test_a_run_killed_between_its_target_evaluation_and_its_final_record_ends_reached(results_dir):
@@ -411,7 +387,7 @@ def test_a_run_killed_between_its_target_evaluation_and_its_final_record_ends_re
 @pytest.mark.slow
 def test_sixteen_concurrent_runs_in_one_tree_then_the_report(tmp_path):
     processes = [
-        start(tmp_path, [*TINY, f"submission={s}", f"study={k}"])
+        start_cli([*TINY, f"submission={s}", f"study={k}"], tmp_path)
         for s in ("adamw", "lion")
         for k in range(8)
     ]
@@ -525,7 +501,7 @@ def test_a_full_disk_fails_the_run_in_words_and_keeps_earlier_results(small_disk
     run_in_process([*TINY, "submission=lion"], results_dir)  # an earlier result on that disk
     before = finished_results(results_dir)
     overrides = [*PREEMPTIBLE, f"results_dir={results_dir}"]
-    process = start(tmp_path, overrides)
+    process = start_cli(overrides, tmp_path)
     run_dir = default_run_dir(results_dir)
     wait_until(lambda: checkpointed_record(run_dir) is not None, process, "a first checkpoint")
     fill(small_disk, leave=200_000)  # records fit, the next checkpoint does not

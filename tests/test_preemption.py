@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -22,55 +21,17 @@ import torch
 from harness import preemption, results
 from tests.helpers import (
     PREEMPTIBLE,
-    ROOT,
     assert_same_result,
     checkpoint_step,
     checkpointed_record,
-    cli_environment,
     default_run_dir,
     read_csv,
-    run_dir_of,
+    run_cli,
     run_in_process,
+    start_cli,
 )
 
 WAIT_SECONDS = 240  # the machine may be shared and slow: generous, but never endless
-
-
-@pytest.fixture(scope="module")
-def reference_dir(tmp_path_factory) -> Path:
-    """The same run, never interrupted (in this process; torch's thread count is restored)."""
-    threads = torch.get_num_threads()
-    results_dir = tmp_path_factory.mktemp("reference") / "results"
-    try:
-        record = run_in_process(PREEMPTIBLE, results_dir)
-    finally:
-        torch.set_num_threads(threads)
-    return run_dir_of(record, results_dir)
-
-
-def start_run(cwd: Path) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, str(ROOT / "run.py"), *PREEMPTIBLE],
-        cwd=cwd,
-        env=cli_environment(),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
-def rerun(cwd: Path) -> subprocess.CompletedProcess:
-    """The same command again, as a user would after a crash or a kill."""
-    return subprocess.run(
-        [sys.executable, str(ROOT / "run.py"), *PREEMPTIBLE],
-        cwd=cwd,
-        env=cli_environment(),
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=WAIT_SECONDS,
-    )
 
 
 def wait_for_checkpoint(run_dir: Path, process: subprocess.Popen) -> results.RunRecord:
@@ -86,9 +47,9 @@ def wait_for_checkpoint(run_dir: Path, process: subprocess.Popen) -> results.Run
 
 
 @pytest.mark.slow
-def test_sigterm_checkpoints_at_the_next_step_and_the_rerun_ends_the_same(tmp_path, reference_dir):
+def test_sigterm_checkpoints_at_the_next_step_and_the_rerun_ends_the_same(tmp_path, uninterrupted):
     run_dir = default_run_dir(tmp_path / "results")
-    process = start_run(tmp_path)
+    process = start_cli(PREEMPTIBLE, tmp_path)
     wait_for_checkpoint(run_dir, process)
     process.send_signal(signal.SIGTERM)
     stdout, stderr = process.communicate(timeout=WAIT_SECONDS)
@@ -103,16 +64,16 @@ def test_sigterm_checkpoints_at_the_next_step_and_the_rerun_ends_the_same(tmp_pa
     assert checkpoint_step(run_dir) == stopped.global_step >= 100
     assert f"stopped by signal SIGTERM at step {stopped.global_step}" in output
 
-    resumed = rerun(tmp_path)
+    resumed = run_cli(PREEMPTIBLE, tmp_path, timeout=WAIT_SECONDS)
     assert resumed.returncode == 0, resumed.stderr
     assert results.load_record(run_dir).preemption_count == 1
-    assert_same_result(run_dir, reference_dir)
+    assert_same_result(run_dir, uninterrupted)
 
 
 @pytest.mark.slow
-def test_sigkill_then_rerun_resumes_from_the_last_evaluation(tmp_path, reference_dir):
+def test_sigkill_then_rerun_resumes_from_the_last_evaluation(tmp_path, uninterrupted):
     run_dir = default_run_dir(tmp_path / "results")
-    process = start_run(tmp_path)
+    process = start_cli(PREEMPTIBLE, tmp_path)
     wait_for_checkpoint(run_dir, process)
     process.send_signal(signal.SIGKILL)
     process.communicate(timeout=WAIT_SECONDS)
@@ -122,14 +83,14 @@ def test_sigkill_then_rerun_resumes_from_the_last_evaluation(tmp_path, reference
     assert killed.status == "running"  # nothing could be written after the kill
     assert checkpoint_step(run_dir) % 100 == 0  # the last evaluation's checkpoint
 
-    resumed = rerun(tmp_path)
+    resumed = run_cli(PREEMPTIBLE, tmp_path, timeout=WAIT_SECONDS)
     assert resumed.returncode == 0, resumed.stderr
     assert "resuming from the checkpoint" in resumed.stdout + resumed.stderr
     record = results.load_record(run_dir)
     assert record.preemption_count == 1
     rows = read_csv(run_dir / results.EVAL_FILE)
     assert [int(row["preemption_count"]) for row in rows][-1] == 1
-    assert_same_result(run_dir, reference_dir)
+    assert_same_result(run_dir, uninterrupted)
 
 
 def test_signal_goes_to_the_displaced_handler_only_after_the_checkpoint():

@@ -9,8 +9,8 @@ import pytest
 
 from harness import results, sweep
 from tests.helpers import (
-    CONF,
     assert_hyperparameters_match,
+    compose_with_hydra,
     default_run_dir,
     expected_hyperparameters,
     expected_search_point,
@@ -137,16 +137,10 @@ def test_status_of_a_missing_folder_is_an_error(tmp_path, capsys):
 
 @pytest.mark.parametrize("launcher", group_choices("hydra/launcher"))
 def test_launcher_configs_build_ours_and_keep_pickles_out_of_results(launcher, tmp_path):
-    from hydra import compose, initialize_config_dir
     from hydra.plugins.launcher import Launcher
     from hydra.utils import get_class
 
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose(
-            "config",
-            overrides=[f"results_dir={tmp_path / 'results'}", f"hydra/launcher={launcher}"],
-            return_hydra_config=True,
-        )
+    cfg = compose_with_hydra([f"results_dir={tmp_path / 'results'}", f"hydra/launcher={launcher}"])
     settings = cfg.hydra.launcher
     assert issubclass(get_class(settings._target_), Launcher)
     assert settings._target_.startswith("hydra_plugins.optbench_launchers.")

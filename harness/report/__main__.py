@@ -4,4 +4,13 @@ import sys
 
 from harness.report.cli import main
 
-sys.exit(main())
+try:
+    sys.exit(main())
+except KeyboardInterrupt:
+    # The report never writes into run folders; its cache and outputs are written atomically.
+    print(
+        "interrupted; the results folder is unchanged and the report folder may be incomplete: "
+        "run the same command again",
+        file=sys.stderr,
+    )
+    sys.exit(130)

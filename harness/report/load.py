@@ -194,6 +194,12 @@ def parse_eval_files(texts: dict[str, str]) -> tuple[pd.DataFrame, dict[str, str
         if not header.strip():
             corrupt[run_id] = "eval_measurements.csv is empty"
             continue
+        if _cut_short(text):
+            corrupt[run_id] = (
+                "eval_measurements.csv ends in an incomplete row: the file was cut short (an "
+                "interrupted copy, or a full disk); the run's own writes are atomic"
+            )
+            continue
         by_header[header.strip()].append((run_id, body))
     frames = []
     for header, members in by_header.items():
@@ -207,6 +213,12 @@ def parse_eval_files(texts: dict[str, str]) -> tuple[pd.DataFrame, dict[str, str
                 except (CorruptRun, ValueError, pd.errors.ParserError) as error:
                     corrupt[run_id] = str(error).splitlines()[0] or type(error).__name__
     return concat_evaluations([f for f in frames if len(f)]), corrupt
+
+
+def _cut_short(text: str) -> bool:
+    """Whether the file ends mid-row. Every writer of these files ends each row with a newline,
+    and a row cut inside its last number would still parse: the missing newline is the sign."""
+    return not text.endswith("\n")
 
 
 def _parse_batch(columns: list[str], members: Sequence[tuple[str, str]]) -> pd.DataFrame:
