@@ -10,8 +10,6 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from scipy.stats import qmc
-
 SCALINGS = ("log", "linear")
 
 
@@ -92,6 +90,8 @@ def trial_point(space: Mapping[str, Any], study: int, trial: int) -> dict[str, A
     if study < 0 or trial < 0:
         raise ValueError(f"study and trial must be >= 0, got study={study}, trial={trial}")
     names = sorted(checked)
+    from scipy.stats import qmc  # here, not at import: scipy.stats costs a second to load
+
     sampler = qmc.Halton(d=len(names), scramble=True, seed=study)
     unit = sampler.random(trial + 1)[trial]
     return {name: _scale(checked[name], float(u)) for name, u in zip(names, unit, strict=True)}

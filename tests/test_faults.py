@@ -109,8 +109,13 @@ def test_an_invalid_rerun_leaves_the_finished_result_untouched(results_dir):
     with pytest.raises(lifecycle.SettingsChanged, match=re.escape("learning_rate: 0.003 -> -0.01")):
         run_in_process(bad, results_dir)
     assert_kept(before)
-    # Asked to replace it, the attempt fails beside it (in .attempt/), and it stays in place.
-    record = run_in_process([*bad, "force=true"], results_dir)
+    # Asked to replace it with a value the optimizer refuses: refused before anything is touched.
+    with pytest.raises(UserError, match="refuses"):
+        run_in_process([*bad, "force=true"], results_dir)
+    assert_kept(before)
+    # A replacement that fails only once running (a batch larger than the data) fails beside it,
+    # in .attempt/, and the finished result stays in place.
+    record = run_in_process([*TINY, "submission.batch_size=100000", "force=true"], results_dir)
     assert record.status == "failed"
     assert_kept(before)
     assert results.load_record(default_run_dir(results_dir)).status == "reached"
