@@ -24,13 +24,10 @@ RESULTS ?= results/demo
 report: $(STAMP)  ## leaderboards, LaTeX table and figures for RESULTS (default results/demo)
 	$(BIN)/python -m harness.report $(RESULTS)
 
-# Two workers share the 2 cores (one torch thread each); the Slurm tests share one cluster, so
-# they run after the others, alone. The exit status is non-zero if either part failed.
+# Two workers share the 2 cores, one torch thread each; the Slurm tests share one cluster, so
+# one worker runs them all (their xdist_group) while the other goes on with the rest.
 test: $(STAMP)  ## the whole test suite (slow and slurm tests included)
-	status=0; \
-	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -m "not slurm" -n 2 || status=$$?; \
-	$(BIN)/python -m pytest -m slurm || status=$$?; \
-	exit $$status
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n 2 --dist loadgroup
 
 test-fast: $(STAMP)  ## the quick subset while developing: no slow, no slurm tests, 2 workers
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -m "not slow and not slurm" -n 2
