@@ -34,8 +34,7 @@ from tests.helpers import (
     run_cli,
 )
 
-# One worker runs them all (`-n 2 --dist loadgroup`): they share one cluster and its fixture.
-pytestmark = [pytest.mark.slurm, pytest.mark.slow, pytest.mark.xdist_group("slurm")]
+pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 WAIT_SECONDS = 300  # a shared, loaded machine can be slow; every wait still has an end
 REVOKED_CREDENTIAL_SECONDS = 2  # see `interrupt`
 
