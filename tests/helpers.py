@@ -254,6 +254,7 @@ class Trainer:
 PREEMPTIBLE = [
     "workload=friedman",
     "workload.target=1.35",
+    "workload.max_runtime_sec=600",  # max_steps ends it, however loaded the machine is
     "threads=1",
     "stop_at_target=false",
     "max_steps=1000",
