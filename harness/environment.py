@@ -47,6 +47,28 @@ def hardware_fingerprint(device: torch.device) -> str:
     return f"cpu:{cpu_model()} x{torch.get_num_threads()} threads"
 
 
+def allotted_cpus() -> int:
+    """CPUs this process may use: its affinity (a Slurm allocation's cgroup, `taskset`), capped by
+    SLURM_CPUS_PER_TASK where Slurm sets it."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    slurm = os.environ.get("SLURM_CPUS_PER_TASK", "")
+    if slurm.isdigit() and int(slurm) > 0:
+        cpus = min(cpus or int(slurm), int(slurm))
+    return max(1, cpus or 1)
+
+
+def default_threads() -> tuple[int, str]:
+    """torch's CPU threads when the config says `threads: null`, and where the number comes from:
+    OMP_NUM_THREADS when set (our launchers set it to the CPUs of each task, so runs that share a
+    machine divide it), else every CPU allotted to this process. Torch's own default counts the
+    machine's cores, which on a shared node or a Slurm allocation oversubscribes the CPUs."""
+    omp = os.environ.get("OMP_NUM_THREADS", "")
+    if omp.isdigit() and int(omp) > 0:
+        return int(omp), "OMP_NUM_THREADS"
+    cpus = allotted_cpus()
+    return cpus, f"the {cpus} CPU(s) allotted to this process"
+
+
 def package_versions() -> dict[str, str]:
     versions = {"python": sys.version.split()[0]}
     for package in PACKAGES:

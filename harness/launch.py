@@ -216,6 +216,8 @@ def summary_line(record: results.RunRecord, run_dir: Path) -> str:
         parts.insert(3, f"{target.metric} {value} (target {target.value:g})")
     if record.error:
         parts.insert(-1, f"error: {record.error.splitlines()[-1]}")
+    if record.disturbed:
+        parts.insert(-1, f"DISTURBED: {record.disturbed_reason}")
     return " | ".join(parts)
 
 
@@ -315,8 +317,19 @@ def attempt(
     folder, resumed = plan.folder, plan.checkpoint is not None
     seed = run_seed(cfg)
     device = environment.resolve_device(cfg.device)
-    if cfg.threads is not None:
-        torch.set_num_threads(cfg.threads)
+    threads, source = (
+        (cfg.threads, "threads=") if cfg.threads is not None else environment.default_threads()
+    )
+    torch.set_num_threads(threads)
+    if threads > environment.allotted_cpus():
+        log.warning(
+            "%d threads on %d allotted CPU(s) (%s): the threads will compete for the CPUs and "
+            "slow each other down; set threads=%d",
+            threads,
+            environment.allotted_cpus(),
+            source,
+            environment.allotted_cpus(),
+        )
     torch.manual_seed(seed)
     np.random.seed(seed % 2**32)
     random.seed(seed)

@@ -31,19 +31,24 @@ from typing import Any
 
 STATUSES = ("running", "reached", "not_reached", "diverged", "failed")
 DONE_STATUSES = ("reached", "not_reached", "diverged")
-EVAL_COLUMNS = (  # AlgoPerf's column names, then train/* and validation/* metrics
+EVAL_COLUMNS = (  # AlgoPerf's column names, then ours (MEASUREMENT_COLUMNS), then metrics
     "global_step",
     "accumulated_submission_time",
     "accumulated_eval_time",
     "accumulated_logging_time",
     "preemption_count",
 )
+# harness/speed.py's readings at each evaluation: the speed index, and the shares of the run's
+# CPU time other processes and the hypervisor took since the previous evaluation.
+MEASUREMENT_COLUMNS = ("speed_index", "cpu_other_share", "cpu_steal_share")
 CONFIG_FILE = "config.yaml"
 HPARAMS_FILE = "hparams.json"
 EVAL_FILE = "eval_measurements.csv"
 RECORD_FILE = "record.json"
 CHECKPOINT_FILE = "checkpoint.pt"
-RECORD_FORMAT = 2  # format 1: the ruleset's settings were only in config.yaml (see _upgrade_v1)
+# Format 1: the ruleset's settings were only in config.yaml (see _upgrade_v1). Format 2: no
+# speed index, CPU shares or disturbance (read as not disturbed: nothing was measured).
+RECORD_FORMAT = 3
 CHECKPOINT_FORMAT = 2  # 2: identified by the run's fingerprint; bump when the keys change
 
 
@@ -155,6 +160,13 @@ class RunRecord:
     preemption_count: int = 0
     wall_time_sec: float = 0.0
     error: str | None = None
+    # Measurement (harness/speed.py, docs/design.md "Measurement").
+    base_budget_sec: float | None = None  # before scaling by the speed index
+    time_to_target_resolution: float | None = None  # since the last evaluation that missed
+    speed_index: dict[str, Any] | None = None  # unit, start, min, max, reference
+    cpu: dict[str, Any] | None = None  # threads, cpus, other_share, steal_share
+    disturbed: bool = False
+    disturbed_reason: str | None = None
     # -- provenance
     hardware: str | None = None  # the fingerprint that separates leaderboards; None: not started
     device: str | None = None
@@ -216,6 +228,10 @@ class RunRecord:
         for key in ("study", "trial"):
             if values[key] < 0:
                 raise RecordError(f"record.json's {key} is negative")
+        for key in ("start", "min", "max", "reference"):
+            value = (values.get("speed_index") or {}).get(key)
+            if value is not None and not _is_number(value):
+                raise RecordError(f"record.json's speed_index.{key} is not a number: {value!r}")
         values["ruleset"] = _ruleset(data["ruleset"])
         values["target"] = _target(data.get("target"))
         return cls(**values)
@@ -229,7 +245,11 @@ _KINDS = {
         ("study", "trial", "seed", "batch_size", "steps_to_target", "global_step"), "int"
     ),
     **dict.fromkeys(("n_evaluations", "preemption_count", "pid", "record_format"), "int"),
-    **dict.fromkeys(("hyperparameters", "search_point", "workload_settings", "packages"), "object"),
+    **dict.fromkeys(
+        ("hyperparameters", "search_point", "workload_settings", "packages", "speed_index", "cpu"),
+        "object",
+    ),
+    "disturbed": "bool",
     **dict.fromkeys(
         (
             "time_to_target",
@@ -239,6 +259,8 @@ _KINDS = {
             "accumulated_eval_time",
             "accumulated_logging_time",
             "wall_time_sec",
+            "base_budget_sec",
+            "time_to_target_resolution",
         ),
         "number",
     ),
@@ -253,6 +275,7 @@ _KINDS = {
             "started_at",
             "command",
             "git_commit",
+            "disturbed_reason",
         ),
         "text",
     ),
@@ -263,6 +286,7 @@ _KIND_NAMES = {
     "int": "an integer",
     "number": "a finite number",
     "object": "a JSON object",
+    "bool": "true or false",
 }
 
 
@@ -275,6 +299,8 @@ def _is_kind(value: Any, kind: str) -> bool:
         return _is_int(value)
     if kind == "number":
         return _is_number(value)
+    if kind == "bool":
+        return isinstance(value, bool)
     return isinstance(value, dict)
 
 
@@ -384,7 +410,7 @@ def load_record(folder: Path) -> RunRecord:
         raise RecordError(f"record.json cannot be read: {error}") from error
     if isinstance(data, dict) and data.get("record_format", 1) == 1:
         data = _upgrade_v1(data, Path(folder))
-    elif isinstance(data, dict) and data["record_format"] != RECORD_FORMAT:
+    elif isinstance(data, dict) and data["record_format"] not in (2, RECORD_FORMAT):
         raise RecordError(
             f"record.json has record_format {data['record_format']!r}; this version reads "
             f"formats 1 to {RECORD_FORMAT} (update the harness)"
@@ -456,8 +482,10 @@ def read_json(path: Path) -> Any:
 
 
 def eval_columns(rows: Iterable[Mapping[str, Any]]) -> list[str]:
-    metrics = sorted({key for row in rows for key in row if key not in EVAL_COLUMNS})
-    return [*EVAL_COLUMNS, *metrics]
+    present = {key for row in rows for key in row}
+    measured = [key for key in MEASUREMENT_COLUMNS if key in present]
+    metrics = sorted(present - set(EVAL_COLUMNS) - set(MEASUREMENT_COLUMNS))
+    return [*EVAL_COLUMNS, *measured, *metrics]
 
 
 def write_eval_measurements(path: Path, rows: list[Mapping[str, Any]]) -> None:

@@ -12,6 +12,7 @@ This module never decides hyperparameters or paths; harness/launch.py does.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 import random
 import time
@@ -23,11 +24,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from harness import preemption, results
+from harness import preemption, results, speed
 from harness.data import PREPARE_FOR_EVAL, derive_seed, step_seed
 from harness.loggers import NullLogger, RunLogger
 from harness.progress import Progress
 from harness.spec import Hyperparameters, Submission, Workload
+
+log = logging.getLogger("harness")
 
 
 @dataclass
@@ -56,6 +59,19 @@ class TrainState:
     time_to_target: float | None = None  # None = not (yet) reached = infinity
     steps_to_target: int | None = None
     eval_measurements: list[dict[str, float]] = field(default_factory=list)
+    # Measurement (harness/speed.py): fixed at the first start, carried across resumes.
+    budget_sec: float | None = None  # the run's budget, after scaling by the speed index
+    speed_start: float | None = None
+    speed_min: float | None = None
+    speed_max: float | None = None
+    speed_readings: int = 0  # after the first
+    speed_slow: int = 0  # readings off the first by more than speed.SPEED_TOLERANCE
+    speed_fast: int = 0
+    cpu_capacity: float = 0.0  # CPU-seconds the run's CPUs offered while it ran
+    cpu_other: float = 0.0  # of which other processes used
+    cpu_steal: float = 0.0  # of which the hypervisor withheld
+    last_eval_time: float = 0.0  # submission time of the last evaluation
+    last_miss_time: float = 0.0  # submission time of the last evaluation below the target
 
 
 class Clock:
@@ -119,6 +135,10 @@ class Runner:
         self.clock = Clock(workload.device)
         self.state = TrainState()
         self.started_wall = time.time()
+        self.cpus = speed.run_cpus()
+        self.probe: speed.SpeedProbe | None = None
+        self.cpu_sample: speed.CpuSample | None = None
+        self.disturbed_said = False
 
     # -- records ------------------------------------------------------------------------------
     def record(self, status: str, error: str | None = None) -> results.RunRecord:
@@ -136,11 +156,59 @@ class Runner:
             accumulated_eval_time=state.accumulated_eval_time,
             accumulated_logging_time=state.accumulated_logging_time,
             preemption_count=state.preemption_count,
-            budget_sec=self.settings.budget_sec,
+            budget_sec=self.budget_sec,
+            base_budget_sec=self.settings.budget_sec,
             batch_size=self.settings.batch_size,
             wall_time_sec=time.time() - self.started_wall,
             error=error,
+            time_to_target_resolution=(
+                None
+                if state.time_to_target is None
+                else state.time_to_target - state.last_miss_time
+            ),
+            **self.measurement(),
         )
+
+    def measurement(self) -> dict[str, Any]:
+        """The record's speed_index, cpu, disturbed and disturbed_reason."""
+        state = self.state
+        if state.speed_start is None:
+            return {}
+        other = state.cpu_other / state.cpu_capacity if state.cpu_capacity else None
+        steal = state.cpu_steal / state.cpu_capacity if state.cpu_capacity else None
+        readings = speed.SpeedReadings(
+            state.speed_start,
+            state.speed_min,
+            state.speed_max,
+            state.speed_readings,
+            state.speed_slow,
+            state.speed_fast,
+        )
+        reason = speed.disturbance(readings, other, steal)
+        return {
+            "speed_index": {
+                "unit": speed.UNIT,
+                "start": state.speed_start,
+                "min": state.speed_min,
+                "max": state.speed_max,
+                "reference": self.workload.reference_speed_index,
+                "readings": state.speed_readings,
+                "slow": state.speed_slow,
+                "fast": state.speed_fast,
+            },
+            "cpu": {
+                "threads": torch.get_num_threads(),
+                "cpus": len(self.cpus),
+                "other_share": other,
+                "steal_share": steal,
+            },
+            "disturbed": reason is not None,
+            "disturbed_reason": reason,
+        }
+
+    @property
+    def budget_sec(self) -> float:
+        return self.settings.budget_sec if self.state.budget_sec is None else self.state.budget_sec
 
     def write_record(self, status: str, error: str | None = None) -> results.RunRecord:
         record = self.record(status, error)
@@ -195,6 +263,7 @@ class Runner:
         if restored is not None:
             model_state, optimizer_state = restored
         state = self.state
+        self._start_measurement()
         self.write_record("running")
         input_queue = workload.build_input_queue(
             settings.seed, "train", settings.batch_size, start_step=state.global_step
@@ -203,7 +272,7 @@ class Runner:
         progress = Progress(
             settings.progress,
             f"{submission.name} on {workload.name}",
-            settings.budget_sec,
+            self.budget_sec,
             f"validation/{workload.target_metric_name}",
             workload.validation_target_value,
         )
@@ -252,11 +321,12 @@ class Runner:
                     break
                 progress.step(state.global_step, state.accumulated_submission_time, loss)
                 out_of_budget = self._out_of_budget()
-                if state.global_step % workload.eval_every_steps == 0 or out_of_budget:
+                if self._evaluation_due() or out_of_budget:
                     optimizer_state, model, model_state, metrics = self._evaluate(
                         model, model_state, optimizer_state, params_types, eval_results
                     )
                     progress.evaluation(metrics, loss)
+                    self._say_if_disturbed()
                     if not all(math.isfinite(v) for v in metrics.values()):
                         status = "diverged"
                     elif state.time_to_target is not None and settings.stop_at_target:
@@ -273,9 +343,17 @@ class Runner:
         self.logger.finish(record)
         return record
 
+    def _evaluation_due(self) -> bool:
+        """Every eval_every_steps steps, or every eval_every_sec seconds of submission time when
+        the workload sets it (AlgoPerf's cadence)."""
+        state, every_sec = self.state, self.workload.eval_every_sec
+        if every_sec is not None:
+            return state.accumulated_submission_time - state.last_eval_time >= every_sec
+        return state.global_step % self.workload.eval_every_steps == 0
+
     def _out_of_budget(self) -> bool:
         state, settings = self.state, self.settings
-        return state.accumulated_submission_time >= settings.budget_sec or (
+        return state.accumulated_submission_time >= self.budget_sec or (
             settings.max_steps is not None and state.global_step >= settings.max_steps
         )
 
@@ -308,6 +386,7 @@ class Runner:
         eval_start = clock.read()
         state.accumulated_submission_time += eval_start - start
         metrics = workload.eval_model(model, model_state, rng=self.settings.seed)  # off the clock
+        reading, other, steal = self._measure()
         eval_end = clock.read()
         state.accumulated_eval_time += eval_end - eval_start
 
@@ -317,18 +396,21 @@ class Runner:
             "accumulated_eval_time": state.accumulated_eval_time,
             "accumulated_logging_time": state.accumulated_logging_time,
             "preemption_count": state.preemption_count,
+            "speed_index": reading,
+            "cpu_other_share": math.nan if other is None else other,
+            "cpu_steal_share": math.nan if steal is None else steal,
             **metrics,
         }
         state.eval_measurements.append(row)
         eval_results.append((state.global_step, row))
-        within_budget = state.accumulated_submission_time <= self.settings.budget_sec
-        if (
-            state.time_to_target is None
-            and within_budget
-            and workload.has_reached_validation_target(metrics)
-        ):
-            state.time_to_target = state.accumulated_submission_time
-            state.steps_to_target = state.global_step
+        within_budget = state.accumulated_submission_time <= self.budget_sec
+        if state.time_to_target is None:
+            if within_budget and workload.has_reached_validation_target(metrics):
+                state.time_to_target = state.accumulated_submission_time
+                state.steps_to_target = state.global_step
+            else:
+                state.last_miss_time = state.accumulated_submission_time
+        state.last_eval_time = state.accumulated_submission_time
 
         # Logging and checkpointing: off the clock, counted as logging time.
         results.write_eval_measurements(self.run_dir / results.EVAL_FILE, state.eval_measurements)
@@ -344,3 +426,70 @@ class Runner:
         self.save_checkpoint(model, model_state, optimizer_state)
         self.write_record("running")
         self.state.accumulated_logging_time += self.clock.read() - start
+
+    # -- measurement (harness/speed.py) ---------------------------------------------------------
+    def _start_measurement(self) -> None:
+        """The first speed index (and, on a first start, the budget it scales); a warning when
+        other processes are busy on this run's CPUs while it is read."""
+        state, workload = self.state, self.workload
+        self.probe = speed.SpeedProbe(workload, self.settings.batch_size, self.settings.seed)
+        before = speed.CpuSample.take(self.cpus)
+        reading = self.probe.measure(speed.REPEATS_AT_START)
+        self.cpu_sample = speed.CpuSample.take(self.cpus)
+        busy = speed.CpuShares.between(before, self.cpu_sample, *self._cpu_counts()).other
+        if busy is not None and busy > speed.BUSY_AT_START:
+            log.warning(
+                "this machine is busy: other processes took %.0f%% of the CPU time this run "
+                "needed (%d threads on %d CPUs) while it started; its times will be slower than "
+                "on a quiet machine and it will likely be marked disturbed",
+                100 * busy,
+                *reversed(self._cpu_counts()),
+            )
+        if state.speed_start is None:  # a first start; a resumed run keeps its own
+            state.speed_start = state.speed_min = state.speed_max = reading
+            reference = workload.reference_speed_index
+            if workload.scale_budget and reference is not None:
+                state.budget_sec = self.settings.budget_sec * reference / reading
+                log.info(
+                    "budget %.1f s: %.1f s scaled by the reference speed index %.4g / this "
+                    "machine's %.4g (scale_budget: false keeps it fixed)",
+                    state.budget_sec,
+                    self.settings.budget_sec,
+                    reference,
+                    reading,
+                )
+        else:
+            self._note_reading(reading)
+
+    def _cpu_counts(self) -> tuple[int, int]:
+        return len(self.cpus), torch.get_num_threads()
+
+    def _note_reading(self, reading: float) -> None:
+        state = self.state
+        state.speed_min = min(state.speed_min, reading)
+        state.speed_max = max(state.speed_max, reading)
+        state.speed_readings += 1
+        state.speed_slow += speed.is_slow(reading, state.speed_start)
+        state.speed_fast += speed.is_fast(reading, state.speed_start)
+
+    def _measure(self) -> tuple[float, float | None, float | None]:
+        """A speed reading, and the CPU shares others took since the last reading."""
+        reading = self.probe.measure(speed.REPEATS_AT_EVALUATION)
+        self._note_reading(reading)
+        sample = speed.CpuSample.take(self.cpus)
+        shares = speed.CpuShares.between(self.cpu_sample, sample, *self._cpu_counts())
+        self.cpu_sample = sample
+        if shares.other is not None:
+            state = self.state
+            capacity = shares.seconds * min(self._cpu_counts())
+            state.cpu_capacity += capacity
+            state.cpu_other += shares.other * capacity
+            state.cpu_steal += shares.steal * capacity
+        return reading, shares.other, shares.steal
+
+    def _say_if_disturbed(self) -> None:
+        """Once per run, as soon as it is: a line that says why its times are suspect."""
+        reason = self.measurement().get("disturbed_reason")
+        if reason and not self.disturbed_said:
+            self.disturbed_said = True
+            log.warning("disturbed: %s; its times are not a quiet machine's", reason)

@@ -102,17 +102,30 @@ class Workload(abc.ABC):
         eval_every_steps: int,
         batch_size: int,
         data_dir: str | None = None,
+        eval_every_sec: float | None = None,
+        reference_speed_index: float | None = None,
+        scale_budget: bool = False,
     ) -> None:
-        if eval_every_steps <= 0 or step_hint <= 0 or batch_size <= 0 or max_runtime_sec <= 0:
+        positive = [eval_every_steps, step_hint, batch_size, max_runtime_sec]
+        positive += [v for v in (eval_every_sec, reference_speed_index) if v is not None]
+        if min(positive) <= 0:
             raise ValueError(
-                f"workload {name}: eval_every_steps, step_hint, batch_size and max_runtime_sec "
-                "must be positive"
+                f"workload {name}: eval_every_steps, eval_every_sec, step_hint, batch_size, "
+                "max_runtime_sec and reference_speed_index must be positive"
             )
         self.name = name
         self.validation_target_value = float(target)
         self.max_allowed_runtime_sec = float(max_runtime_sec)
         self.step_hint = int(step_hint)  # schedules decay over this many steps
         self.eval_every_steps = int(eval_every_steps)
+        # Evaluate every this many seconds of submission time instead (AlgoPerf's cadence).
+        self.eval_every_sec = None if eval_every_sec is None else float(eval_every_sec)
+        # The speed index (harness/speed.py) of the machine the budget was calibrated on, and
+        # whether a run scales its budget by it: reference / this machine's index.
+        self.reference_speed_index = (
+            None if reference_speed_index is None else float(reference_speed_index)
+        )
+        self.scale_budget = bool(scale_budget)
         self.default_batch_size = int(batch_size)  # a submission may choose another
         self.data_dir = data_dir
         self.device = torch.device("cpu")
@@ -209,6 +222,9 @@ class Workload(abc.ABC):
             "max_runtime_sec": self.max_allowed_runtime_sec,
             "step_hint": self.step_hint,
             "eval_every_steps": self.eval_every_steps,
+            "eval_every_sec": self.eval_every_sec,
+            "reference_speed_index": self.reference_speed_index,
+            "scale_budget": self.scale_budget,
             "num_train_examples": self.num_train_examples,
         }
 

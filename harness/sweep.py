@@ -32,6 +32,7 @@ def run_state(record: results.RunRecord | None) -> str:
 class SweepProgress:
     counts: Counter = field(default_factory=Counter)
     failures: list[tuple[Path, str]] = field(default_factory=list)  # (run folder, error)
+    disturbed: list[tuple[Path, results.RunRecord]] = field(default_factory=list)
 
     @property
     def total(self) -> int:
@@ -44,7 +45,11 @@ class SweepProgress:
         return ", ".join(parts)
 
     def __add__(self, other: SweepProgress) -> SweepProgress:
-        return SweepProgress(self.counts + other.counts, self.failures + other.failures)
+        return SweepProgress(
+            self.counts + other.counts,
+            self.failures + other.failures,
+            self.disturbed + other.disturbed,
+        )
 
 
 def progress(run_dirs: Iterable[Path]) -> SweepProgress:
@@ -59,6 +64,8 @@ def tally(runs: Iterable[tuple[Path, results.RunRecord | None]]) -> SweepProgres
         summary.counts[state] += 1
         if state == "failed":
             summary.failures.append((Path(run_dir), record.error or "no error recorded"))
+        if state == "done" and record.disturbed:
+            summary.disturbed.append((Path(run_dir), record))
     return summary
 
 
@@ -90,9 +97,26 @@ def status_report(root: Path) -> str:
     if total.failures:
         lines += ["", "failed (their record.json holds the whole error):"]
         lines += [f"  {d}: {error.strip().splitlines()[-1]}" for d, error in total.failures]
+    if total.disturbed:
+        lines += [
+            "",
+            f"disturbed: {len(total.disturbed)} done run(s) whose times are not a quiet "
+            "machine's (the report marks them; --exclude-disturbed leaves them out). Rerun each "
+            "on a quiet machine with the command below it:",
+        ]
+        for run_dir, record in total.disturbed:
+            lines.append(f"  {run_dir}: {record.disturbed_reason}")
+            lines.append(f"    {rerun(record)}")
     if unreadable:
         lines += ["", "not counted, their record cannot be read:", *unreadable]
     return "\n".join(lines)
+
+
+def rerun(record: results.RunRecord) -> str:
+    """The command that replaces a finished run with a new attempt (the earlier result is kept
+    in the run's .replaced/ folder until the new one has finished)."""
+    command = record.command or "python run.py <the run's overrides>"
+    return command if "force=true" in command.split() else f"{command} force=true"
 
 
 def main(argv: list[str] | None = None) -> int:

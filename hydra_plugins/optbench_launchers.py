@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
 import subprocess
 import sys
 import time
@@ -263,7 +262,9 @@ class LocalLauncher(_SweepLauncher, submitit_launcher.LocalLauncher):
         return self.params.get("cpus_per_task") or 1
 
     def max_running(self) -> int | None:
-        return max(1, (os.cpu_count() or 1) // self.cpus_per_task())
+        from harness.environment import allotted_cpus
+
+        return max(1, allotted_cpus() // self.cpus_per_task())
 
     def executor(self) -> Any:
         executor = super().executor()

@@ -262,6 +262,7 @@ PREEMPTIBLE = [
     "progress=none",
 ]
 NOT_COMPARED = {  # wall-clock columns, and the count of interruptions (checked separately)
+    *results.MEASUREMENT_COLUMNS,
     "accumulated_submission_time",
     "accumulated_eval_time",
     "accumulated_logging_time",

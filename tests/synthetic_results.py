@@ -103,6 +103,9 @@ def write_run(
     n_evals: int = 8,
     budget: float = 1000.0,
     legacy: bool = False,
+    disturbed: bool = False,
+    speed_index: float | None = None,
+    reference_speed_index: float | None = None,
 ) -> Path:
     """One run folder; status defaults to reached / not_reached from `time_to_target`."""
     run_dir = root / experiment / results.run_subdir(ruleset, submission, workload, study, trial)
@@ -135,6 +138,17 @@ def write_run(
         n_evaluations=len(rows),
         error="RuntimeError: synthetic" if status == "failed" else None,
         hardware=hardware,
+        disturbed=disturbed,
+        disturbed_reason="synthetic disturbance" if disturbed else None,
+        speed_index=None
+        if speed_index is None
+        else {
+            "unit": "reference passes/s",
+            "start": speed_index,
+            "min": speed_index,
+            "max": speed_index,
+            "reference": reference_speed_index,
+        },
     )
     config = {
         "workload": {"name": workload},

@@ -10,7 +10,14 @@ import pytest
 
 from tests.helpers import make_runner
 
-FAST = ["workload=friedman", "submission=adamw", "workload.eval_every_steps=2"]
+# A fixed budget: scaling it by the machine's speed index (tests/test_measurement.py) is not
+# what these tests are about.
+FAST = [
+    "workload=friedman",
+    "submission=adamw",
+    "workload.eval_every_steps=2",
+    "workload.scale_budget=false",
+]
 STEPS, EVALS = 8, 4
 # Simulated seconds each part of the loop takes.
 DATA, UPDATE, PREPARE, EVAL = 0.5, 1.0, 2.0, 10.0

@@ -325,7 +325,12 @@ def test_the_same_seed_twice_gives_the_same_result_and_keeps_the_first(results_d
     first_rows = read_csv(run_dir / results.EVAL_FILE)
     second = run_in_process(TINY, results_dir)  # a single run is rerun, and replaces
     assert second.steps_to_target == first.steps_to_target
-    strip = ("accumulated_submission_time", "accumulated_eval_time", "accumulated_logging_time")
+    strip = (
+        "accumulated_submission_time",
+        "accumulated_eval_time",
+        "accumulated_logging_time",
+        *results.MEASUREMENT_COLUMNS,
+    )
     rows = read_csv(run_dir / results.EVAL_FILE)
     assert [{k: v for k, v in r.items() if k not in strip} for r in rows] == [
         {k: v for k, v in r.items() if k not in strip} for r in first_rows

@@ -11,7 +11,12 @@ import torch
 from harness import preemption, results
 from tests.helpers import SMOKE, make_runner, read_csv, run_dir_of, run_in_process
 
-TIME_COLUMNS = {"accumulated_submission_time", "accumulated_eval_time", "accumulated_logging_time"}
+TIME_COLUMNS = {
+    "accumulated_submission_time",
+    "accumulated_eval_time",
+    "accumulated_logging_time",
+    *results.MEASUREMENT_COLUMNS,  # readings of the machine, not of the training
+}
 
 
 def measurements_without_time(rows):
@@ -66,6 +71,9 @@ def test_results_files_and_columns(results_dir):
         "accumulated_eval_time",
         "accumulated_logging_time",
         "preemption_count",
+        "speed_index",
+        "cpu_other_share",
+        "cpu_steal_share",
         "train/accuracy",
         "train/loss",
         "validation/accuracy",

@@ -186,7 +186,17 @@ def build_groups(
         if settings.baseline is not None and settings.baseline not in set(scored["submission"]):
             problems.append(f"baseline {settings.baseline} has no finished runs here: no speedups")
             group_settings = scoring.Settings(**{**vars(settings), "baseline": None})
-        hardware = group_runs["hardware"].value_counts().sort_index()
+        pooled = "hardware_measured" in group_runs.columns
+        machines = group_runs["hardware_measured" if pooled else "hardware"]
+        hardware = machines.value_counts().sort_index()
+        disturbed = group_runs[group_runs["disturbed"].astype(bool)]
+        if len(disturbed):
+            problems.append(
+                f"{len(disturbed)} disturbed run(s): their times are not a quiet machine's (‡ "
+                "where one is a study's best trial; --exclude-disturbed leaves them out, "
+                "`python -m harness.sweep` gives the commands that rerun them): "
+                + _name_runs(disturbed["run_id"])
+            )
         context = tables.TableContext(
             number=number,
             experiment=str(group_runs["experiment_name"].iloc[0]),
@@ -198,8 +208,9 @@ def build_groups(
             incomplete=incomplete,
             problems=problems,
             ended=ended_runs(group_runs),
+            pooled=pooled,
         )
-        if len(hardware) > 1:
+        if len(hardware) > 1 and not pooled:
             problems.insert(0, "runs from different hardware are mixed (--mix-hardware)")
         board = scoring.score(
             scored,
@@ -207,6 +218,9 @@ def build_groups(
             submissions=sorted(group_runs["submission"].unique()),
             workloads=sorted(group_runs["workload"].unique()),
         )
+        if "disturbed" in board.studies.columns:
+            hit = board.studies[board.studies["disturbed"].astype(bool)]
+            context.disturbed = set(zip(hit["submission"], hit["workload"], strict=True))
         groups.append(Group(context, group_runs, board))
     return groups
 
@@ -281,12 +295,33 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--mix-hardware", action="store_true", help="score runs from different hardware together"
     )
+    parser.add_argument(
+        "--exclude-disturbed",
+        action="store_true",
+        help="leave out runs marked disturbed (their times are not a quiet machine's)",
+    )
+    parser.add_argument(
+        "--unit",
+        choices=("seconds", "steps"),
+        default="seconds",
+        help="rank by time-to-target in seconds (default) or by steps-to-target, the view "
+        "that does not depend on the hardware",
+    )
+    parser.add_argument(
+        "--normalize",
+        action="store_true",
+        help="express times in reference units (seconds x the run's speed index / the "
+        "workload's reference index), so that runs from machines of different speeds pool "
+        "into one leaderboard",
+    )
     parser.add_argument("--no-figures", action="store_true")
     parser.add_argument("--no-cache", action="store_true", help="ignore the parquet cache")
     parser.add_argument("--strict", action="store_true", help="exit 1 when any study is incomplete")
     args = parser.parse_args(argv)
     if args.tau_max <= 1 or not 0 < args.confidence < 1 or args.resamples < 1:
         parser.error("need --tau-max > 1, 0 < --confidence < 1 and --resamples >= 1")
+    if args.normalize and args.unit == "steps":
+        parser.error("--normalize converts seconds; steps need no conversion: use one of them")
     return args
 
 
@@ -323,6 +358,20 @@ def main(argv: list[str] | None = None) -> int:
     if loaded is None:
         return 1
     runs = loaded.runs
+    if args.exclude_disturbed:
+        disturbed = runs["disturbed"].astype(bool)
+        if disturbed.any():
+            warn(f"left out {int(disturbed.sum())} disturbed run(s) (--exclude-disturbed)")
+        runs = runs[~disturbed]
+        if runs.empty:
+            print("error: every run is disturbed; nothing is left to score", file=sys.stderr)
+            return 1
+    unit = "reference" if args.normalize else args.unit
+    try:
+        runs = scoring.in_unit(runs, unit)
+    except scoring.NoReference as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     settings = scoring.Settings(
         method="algoperf" if args.algoperf else "exact",
         tau_max=args.tau_max,
@@ -330,6 +379,7 @@ def main(argv: list[str] | None = None) -> int:
         confidence=args.confidence,
         seed=args.seed,
         baseline=None if args.baseline.lower() == "none" else args.baseline,
+        unit=unit,
     )
     groups = build_groups(runs, settings, mix_hardware=args.mix_hardware)
     if len(groups) > 1:

@@ -32,7 +32,7 @@ from matplotlib.ticker import (
     NullFormatter,
 )
 
-from harness.report.scoring import Leaderboard, performance_profile, performance_ratios
+from harness.report.scoring import UNITS, Leaderboard, performance_profile, performance_ratios
 
 COLUMN_WIDTH = 3.25  # inches: one column of a two-column paper
 FULL_WIDTH = 6.75
@@ -366,7 +366,8 @@ def _time_panel(ax, board: Leaderboard, j: int, looks: dict[str, Look]) -> None:
     ax.set_xlim(0, 1.42 * top)
     ax.set_ylim(-0.6, len(board.submissions) - 0.2)
     ax.set_title(workload)
-    ax.set_xlabel("time-to-target (s)")
+    unit = board.settings.unit
+    ax.set_xlabel("steps-to-target" if unit == "steps" else f"time-to-target ({UNITS[unit][0]})")
     ax.grid(axis="y", visible=False)
     ax.tick_params(axis="y", length=0)
 

@@ -63,6 +63,11 @@ RUN_COLUMNS = (
     "started_at",
     "packages",  # JSON text
     "error",
+    "disturbed",  # True: the run's times are not a quiet machine's (harness/speed.py)
+    "disturbed_reason",
+    "speed_index",  # the run's first reading; NaN for records before format 3
+    "reference_speed_index",  # of the workload's calibration machine; NaN where none
+    "time_to_target_resolution",  # seconds since the last evaluation that missed; NaN
 )
 
 
@@ -125,6 +130,7 @@ def parse_record(run_dir: Path, run_id: str) -> dict[str, Any]:
             f"status {record.status} but eval_measurements.csv is missing (a partial copy?)"
         )
     ruleset = record.ruleset
+    speed = record.speed_index or {}
     return {
         "run_id": run_id,
         "experiment_name": record.experiment_name,
@@ -153,6 +159,11 @@ def parse_record(run_dir: Path, run_id: str) -> dict[str, Any]:
         "started_at": record.started_at or "",
         "packages": json.dumps(record.packages, sort_keys=True),
         "error": record.error or "",
+        "disturbed": bool(record.disturbed),
+        "disturbed_reason": record.disturbed_reason or "",
+        "speed_index": _float(speed.get("start"), math.nan),
+        "reference_speed_index": _float(speed.get("reference"), math.nan),
+        "time_to_target_resolution": _float(record.time_to_target_resolution, math.nan),
     }
 
 

@@ -41,6 +41,7 @@ def best_trials(runs: pd.DataFrame) -> pd.DataFrame:
     best = ranked.groupby(keys, sort=True).head(1).set_index(keys)
     counts = runs.groupby(keys).size().rename("finished_trials")
     columns = ["run_id", "trial", "time_to_target", "steps_to_target"]
+    columns += [c for c in ("disturbed",) if c in best.columns]
     return best[columns].join(counts).reset_index()
 
 
@@ -149,6 +150,54 @@ class Settings:
     confidence: float = 0.95
     seed: int = 0
     baseline: str | None = None
+    unit: str = "seconds"  # a key of UNITS
+
+
+# What a leaderboard's times are in (python -m harness.report --normalize / --unit steps): the
+# short label for column heads and axes, and the sentence a table's legend says.
+UNITS = {
+    "seconds": ("s", "seconds of submission time"),
+    "reference": (
+        "ref. s",
+        "reference seconds: seconds of submission time x the run's speed index / the "
+        "workload's reference index, i.e. as on the machine the workload was calibrated on",
+    ),
+    "steps": ("steps", "training steps (the same on any hardware)"),
+}
+POOLED = "pooled in reference units"  # the hardware of normalized runs
+
+
+class NoReference(ValueError):
+    """Runs that cannot be put in reference units; the message says which and why."""
+
+
+def in_unit(runs: pd.DataFrame, unit: str) -> pd.DataFrame:
+    """The runs table with time_to_target (and budget_sec) in `unit`. Reference units pool
+    machines: their hardware becomes POOLED and `hardware_measured` keeps the fingerprint."""
+    runs = runs.copy()
+    if unit == "steps":
+        reached = np.isfinite(runs["time_to_target"])
+        runs["time_to_target"] = runs["steps_to_target"].where(reached, np.inf)
+        runs["budget_sec"] = np.inf
+        return runs
+    if unit != "reference":
+        return runs
+    factor = runs["speed_index"] / runs["reference_speed_index"]
+    missing = runs[~np.isfinite(factor) & (runs["status"] != "running")]
+    if len(missing):
+        workloads = sorted(missing["workload"].unique())
+        raise NoReference(
+            f"--normalize needs each run's speed index and its workload's reference index; "
+            f"{len(missing)} run(s) lack one (workloads: {', '.join(workloads)}). Runs recorded "
+            "before the speed index existed, and workloads without reference_speed_index in "
+            "their YAML (cifar, lm, california: calibrated on no fixed machine), cannot be "
+            "normalized: report them without --normalize, or rank by --unit steps."
+        )
+    runs["time_to_target"] = runs["time_to_target"] * factor
+    runs["budget_sec"] = runs["budget_sec"] * factor
+    runs["hardware_measured"] = runs["hardware"]
+    runs["hardware"] = POOLED
+    return runs
 
 
 @dataclass

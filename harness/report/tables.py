@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from harness.report.scoring import Leaderboard
+from harness.report.scoring import UNITS, Leaderboard
 
 
 @dataclass
@@ -29,14 +29,17 @@ class TableContext:
     incomplete: set[tuple[str, str]] = field(default_factory=set)  # (submission, workload)
     problems: list[str] = field(default_factory=list)
     ended: dict[tuple[str, str], dict[str, int]] = field(default_factory=dict)  # diverged/failed
+    disturbed: set[tuple[str, str]] = field(default_factory=set)  # a best trial was disturbed
+    pooled: bool = False  # times in reference units, from the machines in `hardware`
 
     def title(self) -> str:
         return f"Leaderboard {self.number}: experiment {self.experiment}, ruleset {self.ruleset}"
 
     def hardware_text(self) -> str:
-        if len(self.hardware) == 1:
+        if len(self.hardware) == 1 and not self.pooled:
             return self.hardware[0][0]
-        return "; ".join(f"{name} ({count} runs)" for name, count in self.hardware)
+        machines = "; ".join(f"{name} ({count} runs)" for name, count in self.hardware)
+        return f"pooled in reference units from {machines}" if self.pooled else machines
 
     def studies_text(self, board: Leaderboard) -> str:
         low, high = int(board.n_studies.min()), int(board.n_studies.max())
@@ -52,9 +55,11 @@ class TableContext:
 
 
 # -- numbers -------------------------------------------------------------------------------------
-def format_time(seconds: float) -> str:
+def format_time(seconds: float, unit: str = "seconds") -> str:
     if not math.isfinite(seconds):
         return "∞"
+    if unit == "steps":
+        return f"{seconds:.0f}"
     if seconds >= 100:
         return f"{seconds:.0f}"
     if seconds >= 10:
@@ -84,21 +89,25 @@ def _method_text(board: Leaderboard) -> str:
     return (
         f"Score: benchmark score (τ_max = {s.tau_max:g}, {how}; 1 = fastest on every workload, "
         f"0 = never within τ_max of the fastest). Times: median over studies of each study's "
-        f"fastest trial, in seconds of submission time. Brackets: {s.confidence:.0%} bootstrap "
+        f"fastest trial, in {UNITS[s.unit][1]}. Brackets: {s.confidence:.0%} bootstrap "
         f"intervals over studies ({s.n_resamples} resamples, seed {s.seed}), shown where a cell "
-        f"has two or more studies. ∞: not reached. †: incomplete, see the list below."
+        f"has two or more studies. ∞: not reached. †: incomplete, see the list below. "
+        f"‡: a disturbed run counts (its times are not a quiet machine's)."
     )
 
 
 def _time_cell(board: Leaderboard, i: int, j: int, context: TableContext) -> tuple[str, str, str]:
     """(value, interval or '', mark) of one submission on one workload."""
+    unit = board.settings.unit
     if board.n_studies[i, j] == 0:
         value, spread = "—", ""
     else:
-        value = format_time(board.times[i, j])
+        value = format_time(board.times[i, j], unit)
         low, high = board.times_ci[:, i, j]
-        spread = format_interval(low, high) if board.n_studies[i, j] >= 2 else ""
-    mark = "†" if (board.submissions[i], board.workloads[j]) in context.incomplete else ""
+        fmt = lambda v: format_time(v, unit)  # noqa: E731
+        spread = format_interval(low, high, fmt) if board.n_studies[i, j] >= 2 else ""
+    cell = (board.submissions[i], board.workloads[j])
+    mark = ("†" if cell in context.incomplete else "") + ("‡" if cell in context.disturbed else "")
     return value, spread, mark
 
 
@@ -176,6 +185,7 @@ LATEX_SPECIALS = {
     "^": r"\textasciicircum{}",
     "∞": r"$\infty$",
     "†": r"$^\dagger$",
+    "‡": r"$^\ddagger$",
     "×": r"$\times$",
     "≤": r"$\leq$",
     "≥": r"$\geq$",
@@ -202,10 +212,12 @@ def latex(board: Leaderboard, context: TableContext) -> str:
         f"($\\tau_{{\\max}} = {board.settings.tau_max:g}$"
         f"{', exact integral' if board.settings.method == 'exact' else ', AlgoPerf discretisation'}"
         f"){' and speedup over ' + baseline + ' (geometric mean)' if speedup else ''}; "
-        "per workload: median over studies of the fastest trial's time-to-target in seconds; "
+        f"per workload: median over studies of the fastest trial's time-to-target in "
+        f"{latex_escape(UNITS[board.settings.unit][1])}; "
         f"brackets: {confidence} bootstrap intervals over studies "
         f"({board.settings.n_resamples} resamples). $\\infty$: not reached. "
         + ("$^\\dagger$: incomplete. " if context.incomplete else "")
+        + ("$^\\ddagger$: a disturbed run counts. " if context.disturbed else "")
         + f"Hardware: {latex_escape(context.hardware_text())}. "
         + latex_escape(context.studies_text(board))
         + ". Targets: "
@@ -222,7 +234,9 @@ def latex(board: Leaderboard, context: TableContext) -> str:
         "\\setlength{\\tabcolsep}{4pt}",
         f"\\begin{{tabular}}{{{columns}}}",
         "\\toprule",
-        " & ".join(fixed) + f" & \\multicolumn{{{n_workloads}}}{{c}}{{Time-to-target (s)}} \\\\",
+        " & ".join(fixed)
+        + f" & \\multicolumn{{{n_workloads}}}{{c}}{{Time-to-target "
+        + f"({latex_escape(UNITS[board.settings.unit][0])})}} \\\\",
         f"\\cmidrule(l){{{n_fixed + 1}-{n_fixed + n_workloads}}}",
         " & " * (n_fixed - 1)
         + " & "
@@ -312,6 +326,7 @@ def time_to_target_rows(board: Leaderboard, context: TableContext) -> pd.DataFra
                     "target_metric": metric,
                     "target_value": value,
                     "lower_is_better": lower,
+                    "unit": board.settings.unit,
                     "time_to_target": board.times[i, j],
                     "ci_low": board.times_ci[0, i, j],
                     "ci_high": board.times_ci[1, i, j],
@@ -322,6 +337,7 @@ def time_to_target_rows(board: Leaderboard, context: TableContext) -> pd.DataFra
                     "runs_diverged": ended.get("diverged", 0),
                     "runs_failed": ended.get("failed", 0),
                     "incomplete": (submission, workload) in context.incomplete,
+                    "disturbed": (submission, workload) in context.disturbed,
                 }
             )
     return pd.DataFrame(rows)
