@@ -228,7 +228,7 @@ class RunRecord:
         for key in ("study", "trial"):
             if values[key] < 0:
                 raise RecordError(f"record.json's {key} is negative")
-        for key in ("start", "min", "max", "reference"):
+        for key in ("start", "min", "max", "median", "reference"):
             value = (values.get("speed_index") or {}).get(key)
             if value is not None and not _is_number(value):
                 raise RecordError(f"record.json's speed_index.{key} is not a number: {value!r}")

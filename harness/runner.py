@@ -61,12 +61,7 @@ class TrainState:
     eval_measurements: list[dict[str, float]] = field(default_factory=list)
     # Measurement (harness/speed.py): fixed at the first start, carried across resumes.
     budget_sec: float | None = None  # the run's budget, after scaling by the speed index
-    speed_start: float | None = None
-    speed_min: float | None = None
-    speed_max: float | None = None
-    speed_readings: int = 0  # after the first
-    speed_slow: int = 0  # readings off the first by more than speed.SPEED_TOLERANCE
-    speed_fast: int = 0
+    speed_readings: list[float] = field(default_factory=list)  # the first at the first start
     cpu_capacity: float = 0.0  # CPU-seconds the run's CPUs offered while it ran
     cpu_other: float = 0.0  # of which other processes used
     cpu_steal: float = 0.0  # of which the hypervisor withheld
@@ -172,29 +167,17 @@ class Runner:
     def measurement(self) -> dict[str, Any]:
         """The record's speed_index, cpu, disturbed and disturbed_reason."""
         state = self.state
-        if state.speed_start is None:
+        if not state.speed_readings:
             return {}
         other = state.cpu_other / state.cpu_capacity if state.cpu_capacity else None
         steal = state.cpu_steal / state.cpu_capacity if state.cpu_capacity else None
-        readings = speed.SpeedReadings(
-            state.speed_start,
-            state.speed_min,
-            state.speed_max,
-            state.speed_readings,
-            state.speed_slow,
-            state.speed_fast,
-        )
+        readings = speed.SpeedReadings(state.speed_readings)
         reason = speed.disturbance(readings, other, steal)
         return {
             "speed_index": {
                 "unit": speed.UNIT,
-                "start": state.speed_start,
-                "min": state.speed_min,
-                "max": state.speed_max,
+                **readings.summary(),
                 "reference": self.workload.reference_speed_index,
-                "readings": state.speed_readings,
-                "slow": state.speed_slow,
-                "fast": state.speed_fast,
             },
             "cpu": {
                 "threads": torch.get_num_threads(),
@@ -445,37 +428,30 @@ class Runner:
                 100 * busy,
                 *reversed(self._cpu_counts()),
             )
-        if state.speed_start is None:  # a first start; a resumed run keeps its own
-            state.speed_start = state.speed_min = state.speed_max = reading
+        first_start = not state.speed_readings  # a resumed run keeps its budget
+        state.speed_readings.append(reading)
+        if first_start:
             reference = workload.reference_speed_index
             if workload.scale_budget and reference is not None:
-                state.budget_sec = self.settings.budget_sec * reference / reading
+                scale, clamped = speed.budget_scale(reference, reading)
+                state.budget_sec = self.settings.budget_sec * scale
                 log.info(
                     "budget %.1f s: %.1f s scaled by the reference speed index %.4g / this "
-                    "machine's %.4g (scale_budget: false keeps it fixed)",
+                    "machine's %.4g%s (scale_budget: false keeps it fixed)",
                     state.budget_sec,
                     self.settings.budget_sec,
                     reference,
                     reading,
+                    f", limited to {scale:g}x" if clamped else "",
                 )
-        else:
-            self._note_reading(reading)
 
     def _cpu_counts(self) -> tuple[int, int]:
         return len(self.cpus), torch.get_num_threads()
 
-    def _note_reading(self, reading: float) -> None:
-        state = self.state
-        state.speed_min = min(state.speed_min, reading)
-        state.speed_max = max(state.speed_max, reading)
-        state.speed_readings += 1
-        state.speed_slow += speed.is_slow(reading, state.speed_start)
-        state.speed_fast += speed.is_fast(reading, state.speed_start)
-
     def _measure(self) -> tuple[float, float | None, float | None]:
         """A speed reading, and the CPU shares others took since the last reading."""
         reading = self.probe.measure(speed.REPEATS_AT_EVALUATION)
-        self._note_reading(reading)
+        self.state.speed_readings.append(reading)
         sample = speed.CpuSample.take(self.cpus)
         shares = speed.CpuShares.between(self.cpu_sample, sample, *self._cpu_counts())
         self.cpu_sample = sample

@@ -10,9 +10,10 @@ its own and with the random state saved and restored, so measuring changes nothi
 training.
 
 A run is *disturbed* when
-- more than SPEED_MOVED_SHARE of its readings (and at least two) were off its first reading by
-  more than SPEED_TOLERANCE: a lasting change of speed, where one slow reading is the noise of a
-  shared machine (single readings vary by up to ~30% on a quiet cloud VM), or
+- more than SPEED_MOVED_SHARE of its readings (and at least two) were off their median by more
+  than SPEED_TOLERANCE: a lasting change of speed, where one slow reading is the noise of a
+  shared machine (single readings vary by up to ~30% on a quiet cloud VM; the median, not the
+  first reading, is the baseline, because the first can be such an outlier), or
 - other processes took more than OTHER_CPU_TOLERANCE of the CPU time the run's threads needed
   (counted from /proc/stat on the CPUs the run may use, minus the run's own CPU time and the
   CPUs its threads leave spare), or the hypervisor withheld more than STEAL_TOLERANCE of it
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import math
 import os
+import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -38,11 +40,22 @@ UNIT = "reference passes/s"
 REPEATS_AT_START = 7
 REPEATS_AT_EVALUATION = 3
 GROUP_SECONDS = 0.02  # short passes (a small MLP: ~3 ms) are timed in groups this long
-SPEED_TOLERANCE = 0.30  # a reading is off when < 70% of the first one, or > 1/0.7 of it
+WARM_UP_SECONDS = 0.2  # untimed passes before the first reading
+SPEED_TOLERANCE = 0.30  # a reading is off when < 70% of the median, or > 1/0.7 of it
 SPEED_MOVED_SHARE = 0.25  # disturbed when more than this share of the readings is off
 OTHER_CPU_TOLERANCE = 0.20  # disturbed when other processes took > 20% of the run's CPUs
 STEAL_TOLERANCE = 0.10  # disturbed when the hypervisor withheld > 10% of them
 BUSY_AT_START = 0.20  # warn when others take more than this while the first index is read
+# A budget is scaled by reference / first reading within these bounds: a first reading taken
+# beside a CPU hog can be 10x too low, and would otherwise stretch a 100 s budget to 1,000 s.
+BUDGET_SCALE_LIMITS = (1 / 8, 8.0)
+
+
+def budget_scale(reference: float, reading: float) -> tuple[float, bool]:
+    """reference / reading within BUDGET_SCALE_LIMITS, and whether it had to be clamped."""
+    low, high = BUDGET_SCALE_LIMITS
+    scale = reference / reading
+    return min(max(scale, low), high), not low <= scale <= high
 
 
 class SpeedProbe:
@@ -92,6 +105,9 @@ class SpeedProbe:
             self.model.train()
             if self.passes_per_group is None:
                 self._pass()  # allocations, lazy initialisation, compilation
+                warm_until = time.perf_counter() + WARM_UP_SECONDS
+                while time.perf_counter() < warm_until:  # caches, clocks, the thread pool
+                    self._pass()
                 once = max(self._group(1), 1e-6)
                 self.passes_per_group = max(1, math.ceil(GROUP_SECONDS / once))
             fastest = min(self._group(self.passes_per_group) for _ in range(repeats))
@@ -162,29 +178,38 @@ class CpuShares:
 
 
 # -- the verdict ---------------------------------------------------------------------------------
-def is_slow(reading: float, start: float) -> bool:
-    return reading < (1 - SPEED_TOLERANCE) * start
-
-
-def is_fast(reading: float, start: float) -> bool:
-    return reading > start / (1 - SPEED_TOLERANCE)
-
-
 def _moved(count: int, readings: int) -> bool:
     return count >= 2 and count > SPEED_MOVED_SHARE * readings
 
 
 @dataclass
 class SpeedReadings:
-    """The speed index over a run: its first reading, the extremes, and how many of the
-    readings since were off the first by more than SPEED_TOLERANCE either way."""
+    """Every reading of the speed index over a run, the first at its start."""
 
-    start: float
-    low: float
-    high: float
-    readings: int = 0  # after the first
-    slow: int = 0
-    fast: int = 0
+    values: list[float]
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.values)
+
+    @property
+    def slow(self) -> int:
+        return sum(v < (1 - SPEED_TOLERANCE) * self.median for v in self.values)
+
+    @property
+    def fast(self) -> int:
+        return sum(v > self.median / (1 - SPEED_TOLERANCE) for v in self.values)
+
+    def summary(self) -> dict[str, float | int]:
+        return {
+            "start": self.values[0],
+            "min": min(self.values),
+            "max": max(self.values),
+            "median": self.median,
+            "readings": len(self.values),
+            "slow": self.slow,
+            "fast": self.fast,
+        }
 
 
 def disturbance(
@@ -192,17 +217,19 @@ def disturbance(
 ) -> str | None:
     """Why a run's times are not a quiet machine's, or None when nothing says they aren't."""
     reasons = []
-    if _moved(speed.slow, speed.readings):
+    n, median = len(speed.values), speed.median
+    if _moved(speed.slow, n):
+        low = min(speed.values)
         reasons.append(
-            f"the speed index fell below {1 - SPEED_TOLERANCE:.0%} of its first reading "
-            f"({speed.start:.3g}) at {speed.slow} of {speed.readings} evaluations (lowest "
-            f"{speed.low:.3g}, {speed.low / speed.start - 1:+.0%})"
+            f"the speed index was below {1 - SPEED_TOLERANCE:.0%} of its median ({median:.3g}) "
+            f"at {speed.slow} of {n} readings (lowest {low:.3g}, {low / median - 1:+.0%})"
         )
-    if _moved(speed.fast, speed.readings):
+    if _moved(speed.fast, n):
+        high = max(speed.values)
         reasons.append(
-            f"the speed index rose above {1 / (1 - SPEED_TOLERANCE):.0%} of its first reading "
-            f"({speed.start:.3g}) at {speed.fast} of {speed.readings} evaluations (highest "
-            f"{speed.high:.3g}): the machine was busy when the run started"
+            f"the speed index was above {1 / (1 - SPEED_TOLERANCE):.0%} of its median "
+            f"({median:.3g}) at {speed.fast} of {n} readings (highest {high:.3g}): the machine "
+            "was slowed for most of the run"
         )
     if other_share is not None and other_share > OTHER_CPU_TOLERANCE:
         reasons.append(

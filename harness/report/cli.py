@@ -208,7 +208,7 @@ def build_groups(
             incomplete=incomplete,
             problems=problems,
             ended=ended_runs(group_runs),
-            pooled=pooled,
+            pooled=str(group_runs["hardware"].iloc[0]) if pooled else "",
         )
         if len(hardware) > 1 and not pooled:
             problems.insert(0, "runs from different hardware are mixed (--mix-hardware)")

@@ -164,7 +164,8 @@ UNITS = {
     ),
     "steps": ("steps", "training steps (the same on any hardware)"),
 }
-POOLED = "pooled in reference units"  # the hardware of normalized runs
+# What the hardware column of pooled runs says (their fingerprint moves to hardware_measured).
+POOLED = {"reference": "pooled in reference units from", "steps": "pooled, in steps, from"}
 
 
 class NoReference(ValueError):
@@ -172,15 +173,18 @@ class NoReference(ValueError):
 
 
 def in_unit(runs: pd.DataFrame, unit: str) -> pd.DataFrame:
-    """The runs table with time_to_target (and budget_sec) in `unit`. Reference units pool
-    machines: their hardware becomes POOLED and `hardware_measured` keeps the fingerprint."""
+    """The runs table with time_to_target (and budget_sec) in `unit`. Steps and reference units
+    pool machines: their hardware becomes POOLED[unit] and `hardware_measured` keeps the
+    fingerprint."""
     runs = runs.copy()
+    if unit == "seconds":
+        return runs
     if unit == "steps":
         reached = np.isfinite(runs["time_to_target"])
         runs["time_to_target"] = runs["steps_to_target"].where(reached, np.inf)
         runs["budget_sec"] = np.inf
-        return runs
-    if unit != "reference":
+        runs["hardware_measured"] = runs["hardware"]
+        runs["hardware"] = POOLED[unit]
         return runs
     factor = runs["speed_index"] / runs["reference_speed_index"]
     missing = runs[~np.isfinite(factor) & (runs["status"] != "running")]
@@ -196,7 +200,7 @@ def in_unit(runs: pd.DataFrame, unit: str) -> pd.DataFrame:
     runs["time_to_target"] = runs["time_to_target"] * factor
     runs["budget_sec"] = runs["budget_sec"] * factor
     runs["hardware_measured"] = runs["hardware"]
-    runs["hardware"] = POOLED
+    runs["hardware"] = POOLED[unit]
     return runs
 
 

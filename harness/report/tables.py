@@ -30,7 +30,7 @@ class TableContext:
     problems: list[str] = field(default_factory=list)
     ended: dict[tuple[str, str], dict[str, int]] = field(default_factory=dict)  # diverged/failed
     disturbed: set[tuple[str, str]] = field(default_factory=set)  # a best trial was disturbed
-    pooled: bool = False  # times in reference units, from the machines in `hardware`
+    pooled: str = ""  # how runs from the machines in `hardware` were pooled (scoring.POOLED)
 
     def title(self) -> str:
         return f"Leaderboard {self.number}: experiment {self.experiment}, ruleset {self.ruleset}"
@@ -39,7 +39,7 @@ class TableContext:
         if len(self.hardware) == 1 and not self.pooled:
             return self.hardware[0][0]
         machines = "; ".join(f"{name} ({count} runs)" for name, count in self.hardware)
-        return f"pooled in reference units from {machines}" if self.pooled else machines
+        return f"{self.pooled} {machines}" if self.pooled else machines
 
     def studies_text(self, board: Leaderboard) -> str:
         low, high = int(board.n_studies.min()), int(board.n_studies.max())
