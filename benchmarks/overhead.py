@@ -24,10 +24,8 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
-from types import SimpleNamespace
 from typing import ClassVar
 
 import torch
@@ -36,20 +34,11 @@ import torch.nn.functional as F
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from hydra import compose, initialize_config_dir  # noqa: E402
+from common import load, short_run  # noqa: E402
 
 from harness import environment, runner  # noqa: E402
-from harness.launch import prepare, standalone_record  # noqa: E402
 from harness.progress import Progress  # noqa: E402
 from harness.spec import LossType  # noqa: E402
-
-
-def load(workload_name: str):
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        cfg = compose("config", overrides=[f"workload={workload_name}", "submission=adamw"])
-    workload, submission, hyperparameters = prepare(cfg)
-    workload.setup(torch.device("cpu"))
-    return workload, submission, hyperparameters
 
 
 class BareLoop:
@@ -134,24 +123,7 @@ def interleaved(
     StampingProgress.stamps = []
     runner.Progress, submission.data_selection = StampingProgress, data_selection
     try:
-        with tempfile.TemporaryDirectory() as run_dir:
-            settings = runner.RunSettings(
-                seed=0,
-                budget_sec=1e9,
-                batch_size=workload.default_batch_size,
-                max_steps=steps + 1,
-                progress="none",
-                checkpoint=False,
-            )
-            workload.eval_every_steps = 10**9  # one evaluation, after the last stamp
-            runner.Runner(
-                workload,
-                submission,
-                SimpleNamespace(**hyperparameters),
-                settings,
-                Path(run_dir),
-                standalone_record(workload),
-            ).run()
+        short_run(workload, submission, hyperparameters, steps + 1)  # evaluates after the stamps
     finally:
         runner.Progress = Progress
         del submission.data_selection

@@ -15,20 +15,16 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import tempfile
 from pathlib import Path
-from types import SimpleNamespace
 
 import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from hydra import compose, initialize_config_dir  # noqa: E402
+from common import load, short_run  # noqa: E402
 
 from harness import environment, speed  # noqa: E402
-from harness.launch import prepare, standalone_record  # noqa: E402
-from harness.runner import Runner, RunSettings  # noqa: E402
 
 EMBEDDED = [
     "digits",
@@ -44,24 +40,7 @@ EMBEDDED = [
 
 
 def seconds_per_step(workload, submission, hyperparameters, steps: int) -> float:
-    with tempfile.TemporaryDirectory() as run_dir:
-        settings = RunSettings(
-            seed=0,
-            budget_sec=1e9,
-            batch_size=workload.default_batch_size,
-            max_steps=steps,
-            progress="none",
-            checkpoint=False,
-        )
-        workload.eval_every_steps = 10**9  # one evaluation, at the end
-        record = Runner(
-            workload,
-            submission,
-            SimpleNamespace(**hyperparameters),
-            settings,
-            Path(run_dir),
-            standalone_record(workload),
-        ).run()
+    record = short_run(workload, submission, hyperparameters, steps)
     return record.accumulated_submission_time / record.global_step
 
 
@@ -79,10 +58,7 @@ def main() -> None:
         f"{'budget here':>12} {'ms/step':>8} {'index x s/step':>15}"
     )
     for name in args.workloads:
-        with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-            cfg = compose("config", overrides=[f"workload={name}", "submission=adamw"])
-        workload, submission, hyperparameters = prepare(cfg)
-        workload.setup(torch.device("cpu"))
+        workload, submission, hyperparameters = load(name)
         probe = speed.SpeedProbe(workload, workload.default_batch_size, seed=0)
         readings = [probe.measure(speed.REPEATS_AT_START) for _ in range(args.readings // 2)]
         step = seconds_per_step(workload, submission, hyperparameters, args.steps)

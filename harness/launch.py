@@ -321,14 +321,15 @@ def attempt(
         (cfg.threads, "threads=") if cfg.threads is not None else environment.default_threads()
     )
     torch.set_num_threads(threads)
-    if threads > environment.allotted_cpus():
+    cpus = environment.allotted_cpus()
+    if threads > cpus:
         log.warning(
             "%d threads on %d allotted CPU(s) (%s): the threads will compete for the CPUs and "
             "slow each other down; set threads=%d",
             threads,
-            environment.allotted_cpus(),
+            cpus,
             source,
-            environment.allotted_cpus(),
+            cpus,
         )
     torch.manual_seed(seed)
     np.random.seed(seed % 2**32)
