@@ -3,8 +3,9 @@
 Importing this module registers them with Hydra's ConfigStore as `run_schema`, so a mistyped key
 or a wrong type on the command line fails at start-up with OmegaConf's message, before any data
 is loaded; and registers the `run_subdir` resolver, through which conf/config.yaml names a run's
-folder with harness/results.py's layout. Both happen at import so that every process that
-composes or resolves the config (run.py, a Slurm job, a test) has them.
+folder with harness/results.py's layout (and the `algoperf_name` and `algoperf_sha256` resolvers
+of conf/submission/algoperf.yaml, harness/algoperf_compat/files.py). Both happen at import so
+that every process that composes or resolves the config (run.py, a Slurm job, a test) has them.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, OmegaConf
 
 from harness import results
+from harness.algoperf_compat import files as algoperf_files
 
 
 @dataclass
@@ -53,6 +55,9 @@ class RunConfig:
 def register() -> None:
     ConfigStore.instance().store(name="run_schema", node=RunConfig)
     OmegaConf.register_new_resolver("run_subdir", results.run_subdir, replace=True)
+    # conf/submission/algoperf.yaml: the name and content hash of an AlgoPerf submission file.
+    OmegaConf.register_new_resolver("algoperf_name", algoperf_files.resolve_name, replace=True)
+    OmegaConf.register_new_resolver("algoperf_sha256", algoperf_files.resolve_sha256, replace=True)
 
 
 register()

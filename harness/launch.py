@@ -29,6 +29,7 @@ from hydra.errors import InstantiationException
 from hydra.types import RunMode
 from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import MissingMandatoryValue
 
 # harness.config registers the config schema and the `run_subdir` resolver on import: every
 # process that runs a task (run.py, a Slurm job unpickling this module) needs them.
@@ -36,7 +37,12 @@ from harness import config, environment, lifecycle, preemption, results  # noqa:
 from harness.errors import UserError
 from harness.runner import Runner, RunSettings
 from harness.spec import Submission, Workload
-from harness.tuning import SearchSpaceError, trial_point, validate_search_space
+from harness.tuning import (
+    SearchSpaceError,
+    copy_search_space,
+    trial_point,
+    validate_search_space,
+)
 
 log = logging.getLogger("harness")
 
@@ -63,7 +69,15 @@ def build(node: DictConfig, what: str) -> Any:
     target = node.get("_target_")
     try:
         return instantiate(node, _convert_="all")
+    except MissingMandatoryValue as error:  # a `???` in the YAML that the command line must set
+        key = error.full_key or "?"
+        raise UserError(
+            f"Cannot build {what} {node.get('name', target)!r}: {key} is required (it is ??? "
+            f"in its YAML). Add {key}=VALUE to the command line."
+        ) from error
     except InstantiationException as error:
+        if isinstance(error.__cause__, UserError):  # the class's own one-paragraph message
+            raise error.__cause__ from None
         unimportable = _import_failure(error)
         if unimportable is not None:
             raise UserError(
@@ -118,7 +132,7 @@ def check_study_and_trial(cfg: DictConfig) -> None:
 
 def search_point(cfg: DictConfig, submission: Submission) -> dict[str, Any]:
     """The (study, trial) point of the search space under a tuning ruleset; {} otherwise."""
-    space = dict(getattr(submission, "search_space", {}))
+    space = copy_search_space(getattr(submission, "search_space", None))
     try:
         validate_search_space(space, owner=f"submission {submission.name}")
         if not cfg.ruleset.tune:
@@ -128,7 +142,7 @@ def search_point(cfg: DictConfig, submission: Submission) -> dict[str, Any]:
                 f"ruleset {cfg.ruleset.name} tunes hyperparameters but submission "
                 f"{submission.name} has an empty search_space"
             )
-        return trial_point(space, cfg.study, cfg.trial)
+        return trial_point(space, cfg.study, cfg.trial, owner=f"submission {submission.name}")
     except SearchSpaceError as error:
         raise UserError(str(error)) from error
 
@@ -152,7 +166,8 @@ def prepare(cfg: DictConfig) -> tuple[Workload, Submission, dict[str, Any]]:
     try:
         submission.validate_hyperparameters(SimpleNamespace(**hyperparameters), workload)
         # Every name in the search space must be a hyperparameter the submission accepts.
-        probe = {**hyperparameters, **trial_point(getattr(submission, "search_space", {}), 0, 0)}
+        space = copy_search_space(getattr(submission, "search_space", None))
+        probe = {**hyperparameters, **trial_point(space, 0, 0)}
         submission.validate_hyperparameters(SimpleNamespace(**probe))
     except (ValueError, TypeError) as error:
         raise UserError(str(error)) from error
@@ -353,6 +368,8 @@ def attempt(
         started_at=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         command=rerun_command(),
         pid=os.getpid(),  # with host and slurm_job_id: where to look while it runs
+        # An AlgoPerf submission file: its path and sha256 (submissions/algoperf.py).
+        submission_file=getattr(submission, "submission_file", None),
     )
     if not resumed:
         results.write_text(folder / results.CONFIG_FILE, OmegaConf.to_yaml(cfg, resolve=True))

@@ -179,13 +179,22 @@ PRESENTATION_KEYS = (
 )
 
 
+# Paths of files whose content the config names by hash (submission.sha256, an AlgoPerf
+# submission file and its search space): the same file from another folder is the same run.
+CONTENT_NAMED_PATHS = ("submission.file", "submission.search_space")
+
+
 def identity(config_yaml: str) -> dict[str, Any]:
     """Everything a resolved config.yaml says that determines the run's result, as dotted keys.
     Computed from the YAML text for new and stored configs alike, so both read the same way."""
     data = yaml.safe_load(config_yaml) or {}
     for key in PRESENTATION_KEYS:
         data.pop(key, None)
-    return _flatten(data)
+    flat = _flatten(data)
+    if flat.get("submission.sha256"):  # a file named by its content: where it lies is not
+        for key in CONTENT_NAMED_PATHS:  # what determines the result
+            flat.pop(key, None)
+    return flat
 
 
 def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:

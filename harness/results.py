@@ -177,6 +177,12 @@ class RunRecord:
     command: str | None = None  # reruns this run alone
     git_commit: str | None = None
     packages: dict[str, str] = field(default_factory=dict)
+    # An AlgoPerf submission file's run (submissions/algoperf.py): {path, sha256, search_space,
+    # search_space_sha256} of the file and its search space; None for YAML submissions.
+    submission_file: dict[str, Any] | None = None
+    # A run imported from another harness's logs (python -m harness.algoperf import): the
+    # format, the log file it was made from (relative to the imported folder) and its sha256.
+    source: dict[str, Any] | None = None
     record_format: int = RECORD_FORMAT
 
     @property
@@ -232,6 +238,8 @@ class RunRecord:
             value = (values.get("speed_index") or {}).get(key)
             if value is not None and not _is_number(value):
                 raise RecordError(f"record.json's speed_index.{key} is not a number: {value!r}")
+        values.setdefault("seed", None)  # imported runs record none
+        values.setdefault("hyperparameters", {})
         values["ruleset"] = _ruleset(data["ruleset"])
         values["target"] = _target(data.get("target"))
         return cls(**values)
@@ -246,7 +254,16 @@ _KINDS = {
     ),
     **dict.fromkeys(("n_evaluations", "preemption_count", "pid", "record_format"), "int"),
     **dict.fromkeys(
-        ("hyperparameters", "search_point", "workload_settings", "packages", "speed_index", "cpu"),
+        (
+            "hyperparameters",
+            "search_point",
+            "workload_settings",
+            "packages",
+            "speed_index",
+            "cpu",
+            "source",
+            "submission_file",
+        ),
         "object",
     ),
     "disturbed": "bool",
@@ -426,8 +443,8 @@ def read_record(folder: Path) -> RunRecord | None:
         return None
 
 
-def write_record(folder: Path, record: RunRecord) -> None:
-    write_json(Path(folder) / RECORD_FILE, record.to_json())
+def write_record(folder: Path, record: RunRecord, durable: bool = True) -> None:
+    write_json(Path(folder) / RECORD_FILE, record.to_json(), durable=durable)
 
 
 # -- atomic writes -------------------------------------------------------------------------------
@@ -440,8 +457,14 @@ def _umask() -> int:
 _FILE_MODE = 0o666 & ~_umask()  # what open() would have given; mkstemp alone gives 0600
 
 
-def atomic_write(path: Path, write: Callable[[io.BufferedWriter], None]) -> None:
-    """Write `path` through `write(handle)` into a temporary file, then rename it into place."""
+def atomic_write(
+    path: Path, write: Callable[[io.BufferedWriter], None], durable: bool = True
+) -> None:
+    """Write `path` through `write(handle)` into a temporary file, then rename it into place.
+
+    `durable`: flush to the disk before the rename (a crash of the machine then leaves the old
+    file or the new one). Files that can be written again from elsewhere (an import) skip it:
+    the rename alone still never leaves a half-written file to a reader."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -449,7 +472,8 @@ def atomic_write(path: Path, write: Callable[[io.BufferedWriter], None]) -> None
         with os.fdopen(fd, "wb") as handle:
             write(handle)
             handle.flush()
-            os.fsync(handle.fileno())
+            if durable:
+                os.fsync(handle.fileno())
         os.replace(temporary, path)
     except BaseException as error:
         Path(temporary).unlink(missing_ok=True)
@@ -458,8 +482,8 @@ def atomic_write(path: Path, write: Callable[[io.BufferedWriter], None]) -> None
         raise
 
 
-def write_text(path: Path, text: str) -> None:
-    atomic_write(path, lambda handle: handle.write(text.encode("utf-8")))
+def write_text(path: Path, text: str, durable: bool = True) -> None:
+    atomic_write(path, lambda handle: handle.write(text.encode("utf-8")), durable)
 
 
 def _json_safe(value: Any) -> Any:
@@ -473,8 +497,8 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
-def write_json(path: Path, data: Mapping[str, Any]) -> None:
-    write_text(path, json.dumps(_json_safe(data), indent=2, sort_keys=False) + "\n")
+def write_json(path: Path, data: Mapping[str, Any], durable: bool = True) -> None:
+    write_text(path, json.dumps(_json_safe(data), indent=2, sort_keys=False) + "\n", durable)
 
 
 def read_json(path: Path) -> Any:

@@ -16,7 +16,7 @@ import logging
 import math
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -67,6 +67,39 @@ class TrainState:
     cpu_steal: float = 0.0  # of which the hypervisor withheld
     last_eval_time: float = 0.0  # submission time of the last evaluation
     last_miss_time: float = 0.0  # submission time of the last evaluation below the target
+
+
+class TrainStateView(Mapping):
+    """AlgoPerf's `train_state` of a running loop, read-only and live: what a submission sees
+    during a step is the state at the end of the previous one (harness time, in seconds of
+    submission time; `last_eval_time` is the submission time of the last evaluation)."""
+
+    def __init__(self, runner: Runner) -> None:
+        self._runner = runner
+
+    def _values(self) -> dict[str, Any]:
+        runner = self._runner
+        state = runner.state
+        return {
+            "validation_goal_reached": state.time_to_target is not None,
+            "test_goal_reached": False,
+            "is_time_remaining": state.accumulated_submission_time < runner.budget_sec,
+            "last_eval_time": state.last_eval_time,
+            "training_complete": runner.submission.training_complete,
+            "accumulated_submission_time": state.accumulated_submission_time,
+            "accumulated_eval_time": state.accumulated_eval_time,
+            "accumulated_logging_time": state.accumulated_logging_time,
+            "global_step": state.global_step,
+        }
+
+    def __getitem__(self, key: str) -> Any:
+        return self._values()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values())
+
+    def __len__(self) -> int:
+        return len(self._values())
 
 
 class Clock:
@@ -246,6 +279,7 @@ class Runner:
         if restored is not None:
             model_state, optimizer_state = restored
         state = self.state
+        submission.attach_train_state(TrainStateView(self))
         self._start_measurement()
         self.write_record("running")
         input_queue = workload.build_input_queue(
@@ -303,7 +337,8 @@ class Runner:
                     status = "diverged"
                     break
                 progress.step(state.global_step, state.accumulated_submission_time, loss)
-                out_of_budget = self._out_of_budget()
+                # A submission may end training itself (AlgoPerf's TrainingCompleteError).
+                out_of_budget = self._out_of_budget() or submission.training_complete
                 if self._evaluation_due() or out_of_budget:
                     optimizer_state, model, model_state, metrics = self._evaluate(
                         model, model_state, optimizer_state, params_types, eval_results

@@ -32,6 +32,10 @@ class ForwardPassMode(enum.Enum):
 class LossType(enum.Enum):
     SOFTMAX_CROSS_ENTROPY = "softmax_cross_entropy"
     MEAN_SQUARED_ERROR = "mean_squared_error"
+    # AlgoPerf's other loss types, so that submission files can name them.
+    SIGMOID_CROSS_ENTROPY = "sigmoid_cross_entropy"
+    CTC_LOSS = "ctc_loss"
+    MEAN_ABSOLUTE_ERROR = "mean_absolute_error"
 
 
 class ParameterType(enum.Enum):
@@ -92,6 +96,11 @@ class Workload(abc.ABC):
     target_metric_lower_is_better: bool
     loss_type: LossType
     head_module: str | None = "head"
+    # AlgoPerf's attributes that AlgoPerf submission files read: no metrics logger (the harness
+    # logs evaluations itself) and no test split.
+    metrics_logger: Any = None
+    test_target_value: float | None = None
+    num_test_examples: int | None = None
 
     def __init__(
         self,
@@ -182,6 +191,17 @@ class Workload(abc.ABC):
     def model_params_types(self, model: nn.Module) -> dict[str, ParameterType]:
         return param_types(model, head=self.head_module)
 
+    def is_output_params(self, param_key: str) -> bool:
+        """Whether a parameter (by name) belongs to the output layer (AlgoPerf's name)."""
+        head = self.head_module
+        return head is not None and (param_key == head or param_key.startswith(f"{head}."))
+
+    @property
+    def eval_period_time_sec(self) -> float | None:
+        """AlgoPerf's name for eval_every_sec (None: this workload evaluates every
+        eval_every_steps steps instead)."""
+        return self.eval_every_sec
+
     # -- evaluation (always off the clock) ----------------------------------------------------
     @abc.abstractmethod
     def eval_batches(self, split: str) -> Iterator[Batch]:
@@ -216,6 +236,10 @@ class Workload(abc.ABC):
             return value <= self.validation_target_value
         return value >= self.validation_target_value
 
+    def has_reached_test_target(self, eval_result: Mapping[str, float]) -> bool:
+        """AlgoPerf's test target: the harness's workloads have no test split."""
+        return False
+
     def settings(self) -> dict[str, Any]:
         """The workload's settings besides its target, for the run record (after `setup`)."""
         return {
@@ -239,6 +263,9 @@ class Submission(abc.ABC):
 
     name: str
     last_loss: torch.Tensor | None = None
+    # Set by update_params to end training after this step (AlgoPerf's TrainingCompleteError):
+    # the runner evaluates once more and ends the run (reached or not_reached).
+    training_complete: bool = False
 
     @abc.abstractmethod
     def get_batch_size(self, workload_name: str) -> int: ...
@@ -297,6 +324,13 @@ class Submission(abc.ABC):
         return optimizer_state, current_param_container, model_state
 
     # -- harness extensions (not in AlgoPerf) -------------------------------------------------
+    def attach_train_state(self, train_state: Mapping[str, Any]) -> None:
+        """Called once by the runner before the first step with a read-only, live view of the
+        loop's bookkeeping (AlgoPerf's `train_state`: accumulated times, whether time remains,
+        whether the target was reached; as of the end of the previous step). The default
+        ignores it."""
+        return None
+
     def validate_hyperparameters(
         self, hyperparameters: Hyperparameters, workload: Workload | None = None
     ) -> None:

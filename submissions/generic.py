@@ -34,7 +34,13 @@ from harness.spec import (
     Submission,
     Workload,
 )
-from harness.tuning import SearchSpaceError
+from harness.tuning import (
+    SearchSpace,
+    SearchSpaceError,
+    copy_search_space,
+    is_point_list,
+    search_space_names,
+)
 from submissions.schedules import Schedule
 
 # Hyperparameters the harness itself consumes (not passed to the optimizer).
@@ -134,7 +140,7 @@ class OptimizerSubmission(Submission):
         optimizer: Any,
         schedule: Schedule,
         hyperparameters: Mapping[str, Any],
-        search_space: Mapping[str, Any] | None = None,
+        search_space: SearchSpace | None = None,
         batch_size: int | Mapping[str, int] | None = None,
         step_hint_arguments: Mapping[str, float] | None = None,
     ) -> None:
@@ -145,7 +151,8 @@ class OptimizerSubmission(Submission):
                 arguments (Hydra `_partial_: true`), e.g. SGD with `nesterov: true`.
             schedule: learning-rate multiplier as a function of the step.
             hyperparameters: defaults; the self-tuning ruleset uses exactly these.
-            search_space: AlgoPerf-format space for the external ruleset.
+            search_space: AlgoPerf-format space for the external ruleset (ranges by name, or
+                a list of points).
             batch_size: one size for every workload, a mapping from workload name to size,
                 or None for each workload's reference batch size.
             step_hint_arguments: optimizer arguments set to round(fraction x the workload's
@@ -155,7 +162,7 @@ class OptimizerSubmission(Submission):
         self.optimizer = optimizer
         self.schedule = schedule
         self.default_hyperparameters = dict(hyperparameters)
-        self.search_space = dict(search_space or {})
+        self.search_space = copy_search_space(search_space)
         self.batch_size = batch_size
         self.step_hint_arguments = dict(step_hint_arguments or {})
 
@@ -168,10 +175,11 @@ class OptimizerSubmission(Submission):
         here, on a stand-in model, so that a bad value fails before any file is written)."""
         values = vars(hyperparameters)
         # Hyperparameters outside the search space first, so a bad key is blamed on its source.
+        searched = search_space_names(self.search_space)
         outside_space = {
-            key: self.default_hyperparameters[key] if key in self.search_space else value
+            key: self.default_hyperparameters[key] if key in searched else value
             for key, value in values.items()
-            if key not in self.search_space or key in self.default_hyperparameters
+            if key not in searched or key in self.default_hyperparameters
         }
         self._split_hyperparameters(outside_space)
         self._check_search_space_values(outside_space)
@@ -334,19 +342,31 @@ class OptimizerSubmission(Submission):
         `base` supplies the other hyperparameters (each entry is checked with them alone).
         Malformed entries (not AlgoPerf's format) are reported by harness/tuning.py first.
         """
+        for key, value, where in self._search_space_values():
+            try:
+                self._split_hyperparameters({**base, key: value})
+            except (TypeError, ValueError) as error:
+                reason = str(error).removeprefix(f"submission {self.name}: ").rstrip(".")
+                raise SearchSpaceError(
+                    f"submission {self.name}: search space {where} holds {value!r}, "
+                    f"which is not a valid value ({reason})"
+                ) from error
+
+    def _search_space_values(self) -> list[tuple[str, Any, str]]:
+        """(name, value, where) of every bound, feasible point and listed point's value."""
+        found = []
+        if is_point_list(self.search_space):
+            for index, point in enumerate(self.search_space):
+                items = point.items() if isinstance(point, Mapping) else []
+                found += [(key, value, f"point {index}") for key, value in items]
+            return found
         for key, spec in self.search_space.items():
             if not isinstance(spec, Mapping):
                 continue
             values = spec.get("feasible_points") or [spec.get("min"), spec.get("max")]
             for value in values if isinstance(values, (list, tuple)) else []:
-                try:
-                    self._split_hyperparameters({**base, key: value})
-                except (TypeError, ValueError) as error:
-                    reason = str(error).removeprefix(f"submission {self.name}: ").rstrip(".")
-                    raise SearchSpaceError(
-                        f"submission {self.name}: search space entry {key!r} holds {value!r}, "
-                        f"which is not a valid value ({reason})"
-                    ) from error
+                found.append((key, value, f"entry {key!r}"))
+        return found
 
     # -- hooks for subclasses -----------------------------------------------------------------
     def build_optimizers(

@@ -64,20 +64,28 @@ CPU_TEST_SIZE = {
 }
 
 
+# Submissions whose YAML has settings a command line must give (`???`), keyed by class: the tests
+# run them with these, unless an override gives its own. An AlgoPerf file: the AdamW fixture.
+ALGOPERF_SUBMISSIONS = ROOT / "tests" / "algoperf_submissions"
+REQUIRED_SETTINGS = {
+    "submissions.algoperf.AlgoPerfFile": [
+        f"submission.file={ALGOPERF_SUBMISSIONS / 'adamw' / 'submission.py'}",
+        f"submission.search_space={ALGOPERF_SUBMISSIONS / 'adamw' / 'tuning_search_space.json'}",
+    ],
+}
+
+
 def compose_config(overrides: list[str], results_dir: Path) -> DictConfig:
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         cfg = compose("config", overrides=[f"results_dir={results_dir}", *overrides])
-        if cfg.workload.name in EMBEDDED_WORKLOADS:
-            return cfg
+        needed = list(REQUIRED_SETTINGS.get(cfg.submission.get("_target_"), []))
+        if cfg.workload.name not in EMBEDDED_WORKLOADS:
+            needed += CPU_TEST_SIZE.get(cfg.workload.get("_target_"), [])
         given = {override.split("=", 1)[0] for override in overrides}
-        smaller = [
-            override
-            for override in CPU_TEST_SIZE.get(cfg.workload.get("_target_"), [])
-            if override.split("=", 1)[0] not in given
-        ]
-        if not smaller:
+        extra = [override for override in needed if override.split("=", 1)[0] not in given]
+        if not extra:
             return cfg
-        return compose("config", overrides=[f"results_dir={results_dir}", *smaller, *overrides])
+        return compose("config", overrides=[f"results_dir={results_dir}", *extra, *overrides])
 
 
 def compose_with_hydra(overrides: list[str]) -> DictConfig:

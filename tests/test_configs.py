@@ -5,13 +5,14 @@ from __future__ import annotations
 import pytest
 from hydra.types import RunMode
 from hydra.utils import instantiate
+from omegaconf import OmegaConf
 
 from harness import results
 from harness.launch import build, prepare
 from harness.loggers import RunLogger
 from harness.spec import Submission, Workload
 from submissions.schedules import Schedule
-from tests.helpers import compose_config, compose_with_hydra, group_choices
+from tests.helpers import CONF, compose_config, compose_with_hydra, group_choices
 
 
 @pytest.mark.parametrize("workload", group_choices("workload"))
@@ -35,7 +36,11 @@ def test_submission_config_builds_and_validates(submission, results_dir):
     cfg = compose_config([f"submission={submission}"], results_dir)
     _, built, hyperparameters = prepare(cfg)  # validates defaults and the search space
     assert isinstance(built, Submission)
-    assert built.name == submission, "a submission's name must match its YAML file name"
+    name = OmegaConf.to_container(OmegaConf.load(CONF / "submission" / f"{submission}.yaml"))
+    if str(name["name"]).startswith("${"):  # computed, from a submission file: prefixed
+        assert built.name.startswith(f"{submission}_"), "a computed name starts with the YAML's"
+    else:
+        assert built.name == submission, "a submission's name must match its YAML file name"
     assert "learning_rate" in hyperparameters
 
 

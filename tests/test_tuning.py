@@ -52,3 +52,35 @@ def test_malformed_search_space_is_explained(entry, message):
     with pytest.raises(SearchSpaceError, match=message) as error:
         validate_search_space({"learning_rate": entry}, owner="submission x")
     assert "learning_rate" in str(error.value)
+
+
+POINTS = [
+    {"learning_rate": 1e-3, "beta2": 0.99},
+    {"learning_rate": 3e-3, "beta2": 0.999},
+]
+
+
+def test_a_list_of_points_gives_trial_j_point_j_in_every_study():
+    for study in range(3):
+        assert [trial_point(POINTS, study, trial) for trial in range(2)] == POINTS
+
+
+def test_more_trials_than_points_is_refused_with_the_count():
+    with pytest.raises(SearchSpaceError, match=r"lists 2 point\(s\) \(trials 0\.\.1\)") as error:
+        trial_point(POINTS, 0, 2, owner="submission x")
+    assert str(error.value).startswith("submission x: trial=2")
+    assert "Valid forms" not in str(error.value), "the space is well formed"
+
+
+@pytest.mark.parametrize(
+    "space, message",
+    [
+        ([], "empty list of points"),
+        ([{"learning_rate": 1e-3}, 0.1], "point 1 must be a non-empty mapping"),
+        ([{"learning_rate": [1e-3]}], "learning_rate must be a number, a string"),
+    ],
+)
+def test_malformed_list_of_points_is_explained(space, message):
+    with pytest.raises(SearchSpaceError, match=message) as error:
+        validate_search_space(space, owner="submission x")
+    assert "list of points" in str(error.value)

@@ -29,6 +29,23 @@ def choose(workload: str, what: str, value: str, choices: Mapping[str, Any]) -> 
     return choices[value]
 
 
+def set_batch_norm_updates(model: nn.Module, enabled: bool) -> None:
+    """Stop (enabled=False) or resume the update of batch-norm running statistics: a training
+    forward pass with `update_batch_norm=False` normalises with the batch's statistics but
+    leaves the running ones as they were (AlgoPerf's meaning). Walks the modules only when the
+    setting changes."""
+    if model.__dict__.get("_batch_norm_frozen", False) != (not enabled):
+        for module in model.modules():
+            if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                if not enabled:
+                    module._kept_momentum = module.momentum
+                    module.momentum = 0.0
+                elif hasattr(module, "_kept_momentum"):
+                    module.momentum = module._kept_momentum
+                    del module._kept_momentum
+        model._batch_norm_frozen = not enabled
+
+
 def _reduce(per_example: torch.Tensor, mask_batch: torch.Tensor | None) -> LossOutput:
     if mask_batch is None:
         # A plain int, as in AlgoPerf's PyTorch workloads: dividing by it costs no tensor op.
@@ -134,6 +151,7 @@ class InMemoryWorkload(Workload):
         training = mode == ForwardPassMode.TRAIN
         if params.training != training:  # .train() walks every module; skip when unchanged
             params.train(training)
+        set_batch_norm_updates(params, update_batch_norm or not training)
         return params(augmented_and_preprocessed_input_batch["inputs"]), model_state
 
 

@@ -1,0 +1,66 @@
+"""`absl.logging` for submission files, on Python's logging (logger "absl"), when absl-py is not
+installed. Covers the calls AlgoPerf files make: info, warning, error, debug, exception, log and
+vlog, with absl's level names."""
+
+from __future__ import annotations
+
+import logging as _logging
+from typing import Any
+
+_logger = _logging.getLogger("absl")
+
+DEBUG, INFO, WARNING, WARN, ERROR, FATAL = 1, 0, -1, -1, -2, -3  # absl's verbosity numbers
+_PYTHON_LEVEL = {
+    DEBUG: _logging.DEBUG,
+    INFO: _logging.INFO,
+    WARNING: _logging.WARNING,
+    ERROR: _logging.ERROR,
+    FATAL: _logging.CRITICAL,
+}
+
+
+def debug(msg: Any, *args: Any, **kwargs: Any) -> None:
+    _logger.debug(msg, *args, **kwargs)
+
+
+def info(msg: Any, *args: Any, **kwargs: Any) -> None:
+    _logger.info(msg, *args, **kwargs)
+
+
+def warning(msg: Any, *args: Any, **kwargs: Any) -> None:
+    _logger.warning(msg, *args, **kwargs)
+
+
+warn = warning
+
+
+def error(msg: Any, *args: Any, **kwargs: Any) -> None:
+    _logger.error(msg, *args, **kwargs)
+
+
+def exception(msg: Any, *args: Any, **kwargs: Any) -> None:
+    _logger.exception(msg, *args, **kwargs)
+
+
+def fatal(msg: Any, *args: Any, **kwargs: Any) -> None:
+    _logger.critical(msg, *args, **kwargs)
+    raise SystemExit(1)
+
+
+def log(level: int, msg: Any, *args: Any, **kwargs: Any) -> None:
+    _logger.log(_PYTHON_LEVEL.get(level, _logging.DEBUG), msg, *args, **kwargs)
+
+
+def vlog(level: int, msg: Any, *args: Any, **kwargs: Any) -> None:
+    _logger.log(_logging.DEBUG, msg, *args, **kwargs)
+
+
+def set_verbosity(level: int | str) -> None:
+    if isinstance(level, str):
+        _logger.setLevel(level.upper())
+    else:
+        _logger.setLevel(_PYTHON_LEVEL.get(level, _logging.DEBUG))
+
+
+def get_verbosity() -> int:
+    return INFO
