@@ -316,6 +316,63 @@ def test_layout_check_finds_overlapping_and_clipped_labels():
     assert any("sticks out" in p for p in problems)
 
 
+def _figure_data(grid: Path) -> tuple[figures.FigureData, load.Results]:
+    loaded = load.load(grid, use_cache=False)
+    (group,) = report.build_groups(loaded.runs, scoring.Settings(n_resamples=20))
+    looks = figures.submission_looks(group.board.submissions)
+    caption = figures.Caption("hw", "n")
+    return figures.FigureData(
+        group.board, loaded.evaluations, group.context.targets, looks, caption
+    ), loaded
+
+
+def test_curves_draw_every_evaluation_of_each_study_best_trial(grid):
+    """The curves take each study's best trial's evaluations, in their order, without the rows
+    that lack the metric, however the runs' rows are interleaved in the table."""
+    data, loaded = _figure_data(grid)
+    evaluations = loaded.evaluations.sample(frac=1.0, random_state=0)  # runs interleaved...
+    evaluations = evaluations.sort_values("global_step", kind="stable")  # ...each in order
+    best = data.board.studies
+    holey = best["run_id"].iloc[0]  # a run with evaluations that lack the metric
+    metric = data.targets[best["workload"].iloc[0]][0]
+    rows = evaluations.index[evaluations["run_id"] == holey][::2]
+    evaluations.loc[rows, metric] = np.nan
+    by_run = figures._run_rows(evaluations, best["run_id"])
+    drawn = 0
+    for workload in data.board.workloads:
+        metric = data.targets[workload][0]
+        curves = figures._study_curves(
+            data.board, evaluations, by_run, workload, metric, "global_step"
+        )
+        for submission, runs in curves.items():
+            cells = best[(best["workload"] == workload) & (best["submission"] == submission)]
+            assert len(runs) == len(cells) == 3
+            for (x, y), run_id in zip(runs, cells["run_id"], strict=True):
+                run = evaluations[evaluations["run_id"] == run_id].dropna(subset=[metric])
+                assert len(run) > 0 and (len(run) < 8) == (run_id == holey)
+                np.testing.assert_array_equal(x, run["global_step"].to_numpy(float))
+                np.testing.assert_array_equal(y, run[metric].to_numpy(float))
+                drawn += 1
+    assert drawn == len(best) == 18
+
+
+def test_the_saved_png_is_the_checked_drawing_unless_the_figure_changed(grid, tmp_path):
+    """layout_problems draws the PNG that save writes; an edit in between is drawn anew."""
+    data, _ = _figure_data(grid)
+    images = {}
+    for name in ("checked", "unchecked", "changed"):
+        fig = figures.time_to_target_figure(data)
+        if name != "unchecked":
+            assert figures.layout_problems(fig) == []
+        if name == "changed":
+            fig.axes[0].set_title("a title set after the check")
+        pdf, png = figures.save(fig, tmp_path, name)
+        assert pdf.stat().st_size > 5000
+        images[name] = matplotlib.image.imread(png)
+    assert np.array_equal(images["checked"], images["unchecked"])  # the check changes nothing
+    assert not np.array_equal(images["checked"], images["changed"])
+
+
 def test_the_report_reads_results_without_importing_torch():
     """Importing torch costs seconds: the report (tables, scoring, figures) must not need it."""
     code = "import sys, harness.report; print('torch' in sys.modules)"

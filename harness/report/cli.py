@@ -175,12 +175,67 @@ def _targets(runs: pd.DataFrame) -> dict[str, tuple[str, float, bool]]:
     }
 
 
+def benchmark_workloads(
+    runs: pd.DataFrame, declared: Sequence[str] | None = None
+) -> tuple[list[str] | None, dict[str, str], list[str]]:
+    """(the workloads the score averages over, held-out variant -> base, problems).
+
+    The scored set is `declared` (--benchmark-workloads), else what the runs' records declare
+    (imported AlgoPerf runs declare their benchmark's base workloads), else None: every workload
+    run. Variants come from the records (workload_settings.base_workload)."""
+    problems = []
+    variants = {
+        row.workload: row.base_workload
+        for row in runs[["workload", "base_workload"]].drop_duplicates().itertuples()
+        if row.base_workload
+    }
+    if declared is None:
+        sets = sorted({s for s in runs["benchmark_workloads"].unique() if s})
+        if len(sets) > 1:
+            problems.append(
+                "the runs declare different benchmark workload sets; scoring over their union: "
+                + " | ".join(sets)
+            )
+        declared = sorted({w for s in sets for w in s.split(",")}) or None
+    if declared is not None:
+        declared = sorted(set(declared))
+        untied = [b for v, b in variants.items() if b not in declared]
+        for variant in [v for v, b in variants.items() if b in untied]:
+            del variants[variant]
+        if untied:
+            problems.append(
+                "held-out variants of workloads outside the scored set are left out: "
+                + ", ".join(sorted(untied))
+            )
+    return declared, variants, problems
+
+
 def build_groups(
-    runs: pd.DataFrame, settings: scoring.Settings, mix_hardware: bool = False
+    runs: pd.DataFrame,
+    settings: scoring.Settings,
+    mix_hardware: bool = False,
+    declared: Sequence[str] | None = None,
 ) -> list[Group]:
     groups = []
     for number, group_runs in enumerate(split_groups(runs, mix_hardware), start=1):
+        scored_set, variants, rule_problems = benchmark_workloads(group_runs, declared)
+        outside: list[str] = []
+        if scored_set is not None:
+            counted = set(scored_set) | set(variants)
+            outside = sorted(set(group_runs["workload"]) - counted)
+            group_runs = group_runs[group_runs["workload"].isin(counted)]
         problems, incomplete = audit(group_runs)
+        problems = rule_problems + problems
+        if outside:
+            problems.append(
+                f"left out: runs on {len(outside)} workload(s) outside the scored set "
+                f"({', '.join(scored_set or [])}) and not held out: {', '.join(outside)}"
+            )
+        missing = sorted(set(scored_set or []) - set(group_runs["workload"]))
+        if missing:
+            problems.append(
+                f"no runs on {', '.join(missing)}: counted as not reached for every submission"
+            )
         scored = group_runs[group_runs["status"] != "running"]
         group_settings = settings
         if settings.baseline is not None and settings.baseline not in set(scored["submission"]):
@@ -216,7 +271,9 @@ def build_groups(
             scored,
             group_settings,
             submissions=sorted(group_runs["submission"].unique()),
-            workloads=sorted(group_runs["workload"].unique()),
+            workloads=sorted(set(group_runs["workload"]) | set(scored_set or [])),
+            scored_workloads=scored_set,
+            variants=variants,
         )
         if "disturbed" in board.studies.columns:
             hit = board.studies[board.studies["disturbed"].astype(bool)]
@@ -285,8 +342,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--algoperf",
         action="store_true",
-        help="rank by the official AlgoPerf discretisation (100 taus, trapezoid rule) instead "
-        "of the exact integral; both are in leaderboard.csv",
+        help="score by AlgoPerf's rules exactly: its discretisation of the integral (100 taus, "
+        "trapezoid rule; both are in leaderboard.csv) and its best trial (--best-trial "
+        "algoperf)",
+    )
+    parser.add_argument(
+        "--best-trial",
+        choices=scoring.BEST_TRIAL_RULES,
+        help="a study's best trial: the fastest to the target (default), or AlgoPerf's rule, "
+        "the earliest evaluation that met it (default with --algoperf)",
+    )
+    parser.add_argument(
+        "--benchmark-workloads",
+        metavar="NAMES",
+        help="comma-separated workloads the score averages over (default: what the records "
+        "declare, else every workload run); a listed workload nobody ran counts as not reached",
     )
     parser.add_argument("--tau-max", type=float, default=scoring.TAU_MAX)
     parser.add_argument("--resamples", type=int, default=2000, help="bootstrap resamples")
@@ -380,8 +450,12 @@ def main(argv: list[str] | None = None) -> int:
         seed=args.seed,
         baseline=None if args.baseline.lower() == "none" else args.baseline,
         unit=unit,
+        best_trial=args.best_trial or ("algoperf" if args.algoperf else "fastest"),
     )
-    groups = build_groups(runs, settings, mix_hardware=args.mix_hardware)
+    declared = None
+    if args.benchmark_workloads:
+        declared = [w.strip() for w in args.benchmark_workloads.split(",") if w.strip()]
+    groups = build_groups(runs, settings, mix_hardware=args.mix_hardware, declared=declared)
     if len(groups) > 1:
         warn(
             f"{len(groups)} separate leaderboards (different experiments, rulesets or hardware"

@@ -9,9 +9,12 @@ does) and never reads files.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import io
 import math
 import textwrap
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -74,6 +77,7 @@ STYLE = {
     "ps.fonttype": 42,
     "savefig.dpi": 300,
 }
+PNG_DPI = 200  # the PNG is for a quick look; the PDF, vector, is for the paper
 TARGET_STYLE = {"color": "0.35", "linestyle": (0, (4, 2)), "linewidth": 0.9}
 
 
@@ -167,10 +171,11 @@ def _row_major(handles: list, columns: int) -> list:
 def profile_figure(data: FigureData) -> Figure:
     board, looks, caption = data.board, data.looks, data.caption
     tau_max = board.settings.tau_max
-    ratios = performance_ratios(board.times)
+    scored = board.scored_times  # the times the score uses (held-out rule, declared workloads)
+    ratios = performance_ratios(scored)
     breaks = ratios[np.isfinite(ratios) & (ratios <= tau_max)]
     taus = np.unique(np.concatenate([[1.0, tau_max], breaks]))
-    rho = performance_profile(board.times, taus)
+    rho = performance_profile(scored, taus)
     labels = [
         f"{s} ({score:.3f})" for s, score in zip(board.submissions, board.scores, strict=True)
     ]
@@ -222,20 +227,43 @@ def _wants_log_x(curves: list[tuple[np.ndarray, np.ndarray]]) -> bool:
     return min(starts) > 0 and max(ends) / min(ends) > 10
 
 
+def _run_rows(evaluations: pd.DataFrame, run_ids: Sequence[str]) -> dict[str, np.ndarray]:
+    """Per run of `run_ids` that has evaluations: the positions of its rows in `evaluations`, in
+    the table's order. One pass over the table; a curve is then two numpy slices rather than a
+    pandas group (a figure draws hundreds of runs out of thousands)."""
+    column = evaluations["run_id"]
+    positions = np.flatnonzero(column.isin(list(run_ids)).to_numpy())
+    codes, names = pd.factorize(column.iloc[positions].to_numpy())
+    order = np.argsort(codes, kind="stable")  # stable: a run's rows keep their order
+    bounds = np.searchsorted(codes[order], np.arange(len(names) + 1))
+    return {str(name): positions[order[bounds[k] : bounds[k + 1]]] for k, name in enumerate(names)}
+
+
 def _study_curves(
-    board: Leaderboard, by_run: dict, workload: str, metric: str, x_column: str
+    board: Leaderboard,
+    evaluations: pd.DataFrame,
+    by_run: dict[str, np.ndarray],
+    workload: str,
+    metric: str,
+    x_column: str,
 ) -> dict[str, list[tuple[np.ndarray, np.ndarray]]]:
-    """Per submission, (x, metric) of each study's best trial on `workload`."""
+    """Per submission, (x, metric) of each study's best trial on `workload` (the evaluations
+    where the metric is recorded; none for a run that never recorded it)."""
     cells = board.studies[board.studies["workload"] == workload]
     curves: dict[str, list] = {}
-    for submission, run_id in zip(cells["submission"], cells["run_id"], strict=True):
-        run = by_run.get(run_id)
-        if run is None or metric not in run or run[metric].isna().all():
+    if metric not in evaluations.columns:
+        return curves
+    x_all = evaluations[x_column].to_numpy(float)
+    y_all = evaluations[metric].to_numpy(float)
+    # Lists: iterating a pandas string column goes through pyarrow one scalar at a time.
+    pairs = zip(cells["submission"].tolist(), cells["run_id"].tolist(), strict=True)
+    for submission, run_id in pairs:
+        rows = by_run.get(run_id)
+        if rows is None:
             continue
-        run = run.dropna(subset=[metric])
-        curves.setdefault(submission, []).append(
-            (run[x_column].to_numpy(float), run[metric].to_numpy(float))
-        )
+        rows = rows[~np.isnan(y_all[rows])]
+        if len(rows):
+            curves.setdefault(submission, []).append((x_all[rows], y_all[rows]))
     return curves
 
 
@@ -252,7 +280,7 @@ def curves_figure(data: FigureData, x_axis: str) -> Figure:
     x_column = {"time": "accumulated_submission_time", "steps": "global_step"}[x_axis]
     caption = replace(caption, detail=f"{caption.detail} · line: median, band: range over studies")
     rows, columns = _grid(board)
-    by_run = {str(r): group for r, group in evaluations.groupby("run_id", observed=True)}
+    by_run = _run_rows(evaluations, board.studies["run_id"].dropna().astype(str).unique())
     with plt.rc_context(STYLE):
         legend = _legend_height([*board.submissions, "target"], FULL_WIDTH)
         fig = _new_figure(FULL_WIDTH, 0.75 + 1.75 * rows + legend, caption)
@@ -260,8 +288,12 @@ def curves_figure(data: FigureData, x_axis: str) -> Figure:
         for ax in axes[len(board.workloads) :]:
             ax.set_visible(False)
         for ax, workload in zip(axes, board.workloads, strict=False):
+            if workload not in targets:  # a declared workload nobody ran
+                ax.set_title(workload)
+                ax.text(0.5, 0.5, "no runs", ha="center", va="center", transform=ax.transAxes)
+                continue
             metric, target, lower_is_better = targets[workload]
-            curves = _study_curves(board, by_run, workload, metric, x_column)
+            curves = _study_curves(board, evaluations, by_run, workload, metric, x_column)
             every = [c for runs in curves.values() for c in runs]
             log_x = bool(every) and _wants_log_x(every)
             # Bands stack: fainter the more there are, and always under every line.
@@ -382,6 +414,10 @@ FIGURES: dict[str, Callable[[FigureData], Figure]] = {
 
 
 # -- checks and saving ---------------------------------------------------------------------------
+# The PNG that layout_problems drew, by figure, until save writes it (or the figure is gone).
+_DRAWN: weakref.WeakKeyDictionary[Figure, bytes] = weakref.WeakKeyDictionary()
+
+
 def _visible_texts(fig: Figure) -> list[Text]:
     """Every piece of text that is drawn: titles, axis labels, tick labels in view, legends."""
     texts: list[Text] = [*fig.texts]  # includes the suptitle
@@ -404,32 +440,99 @@ def _visible_texts(fig: Figure) -> list[Text]:
 
 
 def layout_problems(fig: Figure) -> list[str]:
-    """Texts that overlap each other or stick out of the figure (empty list: none)."""
-    fig.canvas.draw()
-    renderer = fig.canvas.get_renderer()
+    """Texts that overlap each other or stick out of the figure (empty list: none).
+
+    Lays the figure out and draws it once, as its PNG, measuring the texts in that very drawing;
+    save() writes that PNG, and the PDF in the same layout, unless the figure changed in
+    between: what was checked is what is saved, and a figure is laid out once and drawn twice
+    (savefig alone lays out and draws twice per file)."""
+    measured: list[list[str]] = []
+    connection = fig.canvas.mpl_connect(
+        "draw_event", lambda event: measured.append(_problems(fig, event.renderer))
+    )
+    png = io.BytesIO()
+    try:
+        with plt.rc_context(STYLE), _laid_out(fig, PNG_DPI):
+            fig.savefig(png, format="png", dpi=PNG_DPI)
+    finally:
+        fig.canvas.mpl_disconnect(connection)
+    if not measured:  # no draw_event (another backend's canvas?): measure on a draw of its own
+        fig.draw_without_rendering()
+        return _problems(fig, fig.canvas.get_renderer())
+    fig.stale = False  # savefig's restoring the dpi marks it stale; any edit from now on does too
+    _DRAWN[fig] = png.getvalue()
+    return measured[-1]
+
+
+def _problems(fig: Figure, renderer) -> list[str]:
+    """layout_problems at the end of a draw, where every text is placed for this renderer."""
     texts = _visible_texts(fig)
     boxes = [t.get_window_extent(renderer).expanded(0.98, 0.9) for t in texts]
     page = fig.bbox
+    slack = fig.dpi / 100  # one pixel at 100 dpi
     problems = [
         f"{t.get_text()!r} sticks out of the figure"
         for t, box in zip(texts, boxes, strict=True)
-        if box.x0 < page.x0 - 1
-        or box.x1 > page.x1 + 1
-        or box.y0 < page.y0 - 1
-        or box.y1 > page.y1 + 1
+        if box.x0 < page.x0 - slack
+        or box.x1 > page.x1 + slack
+        or box.y0 < page.y0 - slack
+        or box.y1 > page.y1 + slack
     ]
-    for a in range(len(texts)):
-        for b in range(a + 1, len(texts)):
-            if boxes[a].overlaps(boxes[b]):
-                problems.append(f"{texts[a].get_text()!r} overlaps {texts[b].get_text()!r}")
+    for a, b in _overlapping_pairs(boxes):
+        problems.append(f"{texts[a].get_text()!r} overlaps {texts[b].get_text()!r}")
     return problems
 
 
+def _overlapping_pairs(boxes: list) -> list[tuple[int, int]]:
+    """Pairs (a, b), a < b, of boxes that overlap, in order: Bbox.overlaps on every pair, at
+    once (a figure of 16 panels has hundreds of tick labels)."""
+    if len(boxes) < 2:
+        return []
+    extents = np.array([box.extents for box in boxes])  # x0, y0, x1, y1
+    x0, x1 = np.minimum(extents[:, 0], extents[:, 2]), np.maximum(extents[:, 0], extents[:, 2])
+    y0, y1 = np.minimum(extents[:, 1], extents[:, 3]), np.maximum(extents[:, 1], extents[:, 3])
+    overlap = (x0[:, None] <= x1[None, :]) & (x0[None, :] <= x1[:, None])
+    overlap &= (y0[:, None] <= y1[None, :]) & (y0[None, :] <= y1[:, None])
+    first, second = np.nonzero(np.triu(overlap, k=1))
+    return list(zip(first.tolist(), second.tolist(), strict=True))
+
+
+@contextlib.contextmanager
+def _laid_out(fig: Figure, dpi: float | None):
+    """The figure in the layout its engine makes at `dpi` (None: as last laid out), with the
+    engine set aside meanwhile. With an engine set, savefig lays the figure out and draws it,
+    without painting, before each file's own draw, which lays it out again (matplotlib's
+    print_figure): four layouts and four draws for a PDF and a PNG."""
+    engine = fig.get_layout_engine()
+    if engine is None:
+        yield
+        return
+    if dpi is not None:
+        shown = fig.dpi
+        fig.dpi = dpi  # text sizes in pixels, so the layout, may differ by a pixel with the dpi
+        try:
+            engine.execute(fig)
+        finally:
+            fig.dpi = shown
+    with plt.rc_context({"figure.autolayout": False, "figure.constrained_layout.use": False}):
+        fig.set_layout_engine(None)  # None, not "none": a placeholder engine still predraws
+    try:
+        yield
+    finally:
+        fig.set_layout_engine(engine)
+
+
 def save(fig: Figure, folder: Path, name: str) -> list[Path]:
-    """PDF (vector, for the paper) and PNG (for a quick look); closes the figure."""
+    """PDF (vector, for the paper) and PNG (for a quick look), in one layout; closes the
+    figure. The PNG is layout_problems's drawing when the figure has not changed since."""
     paths = [folder / f"{name}.pdf", folder / f"{name}.png"]
-    with plt.rc_context(STYLE):
+    png = _DRAWN.pop(fig, None)
+    fresh = png is not None and not fig.stale
+    with plt.rc_context(STYLE), _laid_out(fig, None if fresh else PNG_DPI):
+        if fresh:
+            paths[1].write_bytes(png)
+        else:
+            fig.savefig(paths[1], dpi=PNG_DPI)
         fig.savefig(paths[0])
-        fig.savefig(paths[1], dpi=200)
     plt.close(fig)
     return paths

@@ -29,7 +29,7 @@ from harness import results
 CACHE_DIR = ".report_cache"
 # Older caches are rebuilt: bump when the tables' columns change (the record format counts too,
 # since the upgrade of older records decides what the runs table holds).
-CACHE_FORMAT = 100 * results.RECORD_FORMAT + 2
+CACHE_FORMAT = 100 * results.RECORD_FORMAT + 3
 RUN_FILES = (results.RECORD_FILE, results.EVAL_FILE, results.CONFIG_FILE)  # what a row reads
 REQUIRED_EVAL_COLUMNS = ("global_step", "accumulated_submission_time")
 # Relative tolerance when checking record.json's time_to_target against the evaluations.
@@ -68,6 +68,9 @@ RUN_COLUMNS = (
     "speed_index",  # the run's first reading; NaN for records before format 3
     "reference_speed_index",  # of the workload's calibration machine; NaN where none
     "time_to_target_resolution",  # seconds since the last evaluation that missed; NaN
+    "evaluations_to_target",  # 0-based index of the first evaluation meeting the target; NaN
+    "base_workload",  # a held-out variant's base workload ("" for others; the held-out rule)
+    "benchmark_workloads",  # the benchmark's declared workloads, comma-separated ("" = none)
 )
 
 
@@ -164,6 +167,9 @@ def parse_record(run_dir: Path, run_id: str) -> dict[str, Any]:
         "speed_index": _float(speed.get("start"), math.nan),
         "reference_speed_index": _float(speed.get("reference"), math.nan),
         "time_to_target_resolution": _float(record.time_to_target_resolution, math.nan),
+        "evaluations_to_target": math.nan,  # from the evaluations, in _typed_runs
+        "base_workload": str(record.workload_settings.get("base_workload") or ""),
+        "benchmark_workloads": ",".join(record.workload_settings.get("benchmark_workloads") or ()),
     }
 
 
@@ -291,6 +297,7 @@ def _typed_runs(runs: pd.DataFrame, evaluations: pd.DataFrame) -> pd.DataFrame:
     runs = runs.copy()
     counts = evaluations["run_id"].value_counts()
     runs["n_evaluations"] = runs["run_id"].map(counts).fillna(0).astype(int)
+    runs["evaluations_to_target"] = first_meeting_evaluation(runs, evaluations)[1].to_numpy()
     for column in ("study", "trial"):
         runs[column] = runs[column].astype(int)
     float_columns = [
@@ -303,6 +310,7 @@ def _typed_runs(runs: pd.DataFrame, evaluations: pd.DataFrame) -> pd.DataFrame:
         "final_validation_metric",
         "num_trials",
         "num_studies",
+        "evaluations_to_target",
     ]
     runs[float_columns] = runs[float_columns].astype(float)
     runs["lower_is_better"] = runs["lower_is_better"].astype(object)
@@ -411,14 +419,25 @@ def clear_cache(root: Path) -> None:
 def time_to_target_from_evaluations(runs: pd.DataFrame, evaluations: pd.DataFrame) -> pd.Series:
     """Per run_id: submission time at the first evaluation meeting the target within the budget
     (docs/design.md, "The clock"), inf when none does; NaN where the record has no target."""
+    return first_meeting_evaluation(runs, evaluations)[0]
+
+
+def first_meeting_evaluation(
+    runs: pd.DataFrame, evaluations: pd.DataFrame
+) -> tuple[pd.Series, pd.Series]:
+    """Per run_id (in the order of `runs`): the submission time of the first evaluation that meets
+    the target within the budget (inf when none does) and its 0-based index among the run's
+    evaluations (NaN when none does); both NaN where the record has no target."""
     info = runs.set_index("run_id")
     known = (info["lower_is_better"].notna() & info["target_value"].notna()).to_numpy()
     first = np.full(len(info), np.inf)
-    if len(evaluations):
+    first_index = np.full(len(info), np.inf)
+    if len(evaluations) and len(info):
         run_ids = pd.Categorical(evaluations["run_id"])
         position = info.index.get_indexer(run_ids.categories)[run_ids.codes]  # row in `info`
+        order = pd.Series(run_ids.codes).groupby(run_ids.codes).cumcount().to_numpy(float)
         inside = position >= 0
-        position = position[inside]
+        position, order = position[inside], order[inside]
         times = evaluations["accumulated_submission_time"].to_numpy(float)[inside]
         values = np.full(len(position), np.nan)
         metric_codes, metric_names = pd.factorize(info["target_metric"])
@@ -433,7 +452,12 @@ def time_to_target_from_evaluations(runs: pd.DataFrame, evaluations: pd.DataFram
             met = np.where(lower, values <= target, values >= target)
         met &= times <= info["budget_sec"].to_numpy(float)[position]
         np.minimum.at(first, position[met], times[met])
-    return pd.Series(np.where(known, first, np.nan), index=info.index)
+        np.minimum.at(first_index, position[met], order[met])
+    first_index[~np.isfinite(first_index)] = np.nan
+    return (
+        pd.Series(np.where(known, first, np.nan), index=info.index),
+        pd.Series(np.where(known, first_index, np.nan), index=info.index),
+    )
 
 
 def _time_to_target_mismatches(runs: pd.DataFrame, evaluations: pd.DataFrame) -> dict[str, str]:

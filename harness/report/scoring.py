@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import warnings
 import zlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -24,18 +24,34 @@ import pandas as pd
 TAU_MAX = 4.0
 ALGOPERF_NUM_POINTS = 100
 METHODS = ("exact", "algoperf")
+# How a study's best trial is chosen: the fastest to the target (ours), or AlgoPerf's rule, the
+# trial that met the target at the earliest evaluation index (ties: the faster, then the lower
+# trial number; AlgoPerf itself takes whichever its directory listing gives first).
+BEST_TRIAL_RULES = ("fastest", "algoperf")
 
 
 # -- from runs to one time per (submission, workload) -------------------------------------------
-def best_trials(runs: pd.DataFrame) -> pd.DataFrame:
-    """One row per (submission, workload, study): its fastest trial (docs/design.md, "Scoring").
+def best_trials(runs: pd.DataFrame, rule: str = "fastest") -> pd.DataFrame:
+    """One row per (submission, workload, study): its best trial (docs/design.md, "Scoring").
 
-    `runs` holds finished runs only. Ties go to the lowest trial number; a study where no
-    trial reached the target keeps time inf and, for the curves, the trial whose final
-    validation metric came closest to the target.
+    `runs` holds finished runs only. Rule "fastest": the smallest time-to-target, ties to the
+    lowest trial number. Rule "algoperf": the trial that met the target at the earliest
+    evaluation index (column evaluations_to_target), ties to the smaller time-to-target, then
+    the lower trial number. A study where no trial reached the target keeps time inf and, for
+    the curves, the trial whose final validation metric came closest to the target.
     """
-    ranked = runs.assign(_distance=_distance_to_target(runs)).sort_values(
-        ["submission", "workload", "study", "time_to_target", "_distance", "trial"]
+    if rule not in BEST_TRIAL_RULES:
+        raise ValueError(f"unknown best-trial rule {rule!r}; choose {', '.join(BEST_TRIAL_RULES)}")
+    first = ["evaluations_to_target"] if rule == "algoperf" else []
+    ranked = runs.assign(
+        _distance=_distance_to_target(runs),
+        evaluations_to_target=runs.get("evaluations_to_target", np.nan),
+    )
+    ranked["evaluations_to_target"] = ranked["evaluations_to_target"].where(
+        np.isfinite(ranked["time_to_target"]), np.inf
+    )
+    ranked = ranked.sort_values(
+        ["submission", "workload", "study", *first, "time_to_target", "_distance", "trial"]
     )
     keys = ["submission", "workload", "study"]
     best = ranked.groupby(keys, sort=True).head(1).set_index(keys)
@@ -92,6 +108,36 @@ def algoperf_scores(
     times[times > tau_max * best] = np.inf
     taus = np.linspace(1.0, tau_max, num_points)
     return np.trapezoid(performance_profile(times, taus), taus, axis=-1) / (tau_max - 1.0)
+
+
+def held_out_times(
+    times: np.ndarray,
+    workloads: Sequence[str],
+    scored: Sequence[str],
+    variants: Mapping[str, str],
+    tau_max: float = TAU_MAX,
+) -> np.ndarray:
+    """The times that are scored, [..., S, len(scored)], after AlgoPerf's held-out rule.
+
+    `variants` maps a held-out variant to its base workload (both columns of `times`, ordered
+    as `workloads`). With any such pair, as AlgoPerf's scorer does: a variant counts as never
+    reached where its base is; then every time over tau_max x the best on its workload becomes
+    inf; then a base workload counts as never reached where its variant does (it missed the
+    variant's target or was over tau_max x the best there). Only the `scored` columns are kept.
+    """
+    times = np.array(times, dtype=float)
+    column = {w: i for i, w in enumerate(workloads)}
+    pairs = [(column[v], column[b]) for v, b in variants.items() if v in column and b in column]
+    if pairs:
+        for variant, base in pairs:
+            times[..., variant] = np.where(
+                np.isfinite(times[..., base]), times[..., variant], np.inf
+            )
+        best = times.min(axis=-2, keepdims=True)
+        times[times > tau_max * best] = np.inf
+        for variant, base in pairs:
+            times[..., base] = np.where(np.isfinite(times[..., variant]), times[..., base], np.inf)
+    return times[..., [column[w] for w in scored]]
 
 
 def benchmark_scores(times: np.ndarray, method: str = "exact", tau_max: float = TAU_MAX):
@@ -151,6 +197,7 @@ class Settings:
     seed: int = 0
     baseline: str | None = None
     unit: str = "seconds"  # a key of UNITS
+    best_trial: str = "fastest"  # a key of BEST_TRIAL_RULES
 
 
 # What a leaderboard's times are in (python -m harness.report --normalize / --unit steps): the
@@ -209,7 +256,7 @@ class Leaderboard:
     """Times and scores of one group of comparable runs (same experiment, ruleset, hardware)."""
 
     submissions: list[str]  # best score first
-    workloads: list[str]
+    workloads: list[str]  # every column of the tables: scored workloads and held-out variants
     times: np.ndarray  # [S, W] median over studies of the best trial's time-to-target
     times_ci: np.ndarray  # [2, S, W]
     steps: np.ndarray  # [S, W] median over studies of the best trial's steps-to-target
@@ -223,9 +270,22 @@ class Leaderboard:
     speedup_workloads: np.ndarray | None  # [S] workloads the speedup is averaged over
     studies: pd.DataFrame  # best_trials() of these runs
     settings: Settings = field(default_factory=Settings)
+    scored_workloads: list[str] = field(default_factory=list)  # the score's denominator
+    variants: dict[str, str] = field(default_factory=dict)  # held-out variant -> base workload
 
     def index(self, submission: str) -> int:
         return self.submissions.index(submission)
+
+    @property
+    def scored_times(self) -> np.ndarray:
+        """[S, len(scored_workloads)]: the times the score is computed from (held_out_times)."""
+        return held_out_times(
+            self.times, self.workloads, self.scored_workloads, self.variants, self.settings.tau_max
+        )
+
+    def reached(self, i: int) -> int:
+        """Scored workloads submission i reached (after the held-out rule)."""
+        return int(np.isfinite(self.scored_times[i]).sum())
 
 
 def score(
@@ -233,12 +293,20 @@ def score(
     settings: Settings,
     submissions: Sequence[str] | None = None,
     workloads: Sequence[str] | None = None,
+    scored_workloads: Sequence[str] | None = None,
+    variants: Mapping[str, str] | None = None,
 ) -> Leaderboard:
     """Score finished runs. A (submission, workload) pair with no runs counts as never reached,
-    as in AlgoPerf, where rho divides by the number of workloads in the benchmark."""
-    studies = best_trials(runs)
+    as in AlgoPerf, where rho divides by the number of workloads in the benchmark.
+
+    `scored_workloads` (default: every workload but the variants) are the ones the score
+    averages over; `variants` ties held-out variants to their base workloads (held_out_times).
+    """
+    variants = dict(variants or {})
+    studies = best_trials(runs, settings.best_trial)
     submissions = sorted(submissions or runs["submission"].unique())
     workloads = sorted(workloads or runs["workload"].unique())
+    scored = list(scored_workloads or [w for w in workloads if w not in variants])
     shape = (len(submissions), len(workloads))
     times, steps = np.full(shape, np.inf), np.full(shape, np.nan)
     n_studies, n_reached = np.zeros(shape, int), np.zeros(shape, int)
@@ -257,14 +325,18 @@ def score(
             resampled[:, i, j] = bootstrap_medians(study_times, settings.n_resamples, rng)
     steps[~np.isfinite(steps)] = np.nan
 
-    all_scores = {m: benchmark_scores(times, m, settings.tau_max) for m in METHODS}
-    resampled_scores = benchmark_scores(resampled, settings.method, settings.tau_max)
+    def scored_times(values: np.ndarray) -> np.ndarray:
+        return held_out_times(values, workloads, scored, variants, settings.tau_max)
+
+    counted, counted_resampled = scored_times(times), scored_times(resampled)
+    all_scores = {m: benchmark_scores(counted, m, settings.tau_max) for m in METHODS}
+    resampled_scores = benchmark_scores(counted_resampled, settings.method, settings.tau_max)
     order = np.lexsort((np.array(submissions), -all_scores[settings.method]))
     speedup = speedup_ci = speedup_workloads = None
     if settings.baseline is not None:
         base = submissions.index(settings.baseline)
-        speedup, speedup_workloads = speedups(times, base)
-        speedup_ci = interval(speedups(resampled, base)[0], settings.confidence)
+        speedup, speedup_workloads = speedups(counted, base)
+        speedup_ci = interval(speedups(counted_resampled, base)[0], settings.confidence)
         speedup, speedup_workloads, speedup_ci = (
             speedup[order],
             speedup_workloads[order],
@@ -286,4 +358,6 @@ def score(
         speedup_workloads=speedup_workloads,
         studies=studies,
         settings=settings,
+        scored_workloads=scored,
+        variants={v: b for v, b in variants.items() if v in workloads},
     )

@@ -9,7 +9,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-import numpy as np
 import pandas as pd
 
 from harness.report.scoring import UNITS, Leaderboard
@@ -50,6 +49,8 @@ class TableContext:
         )
 
     def target_text(self, workload: str) -> str:
+        if workload not in self.targets:  # a declared workload nobody ran
+            return "(no runs)"
         metric, value, lower = self.targets[workload]
         return f"{metric} {'≤' if lower else '≥'} {value:g}"
 
@@ -79,6 +80,32 @@ def format_speedup(value: float) -> str:
     return "—" if not math.isfinite(value) else f"{value:.2f}×"
 
 
+BEST_TRIAL_TEXT = {
+    "fastest": "fastest trial",
+    "algoperf": "best trial by AlgoPerf's rule (the earliest evaluation that met the target; "
+    "ties: the faster, then the lower trial number)",
+}
+
+
+def rules_text(board: Leaderboard) -> str:
+    """What the score averages over, and the held-out rule when it applies; '' when neither
+    differs from the plain rule (every workload in the table counts)."""
+    parts = []
+    if board.variants:
+        pairs = ", ".join(f"{v} → {b}" for v, b in sorted(board.variants.items()))
+        parts.append(
+            f"Held-out rule (AlgoPerf): a workload counts as ∞ for a submission whose held-out "
+            f"variant missed its target or took over τ_max × the best time on it ({pairs}); "
+            "the variants' own columns do not count."
+        )
+    if board.variants or set(board.scored_workloads) != set(board.workloads):
+        parts.append(
+            f"The score and 'reached' are over the benchmark's {len(board.scored_workloads)} "
+            f"workloads: {', '.join(board.scored_workloads)}."
+        )
+    return " ".join(parts)
+
+
 def _method_text(board: Leaderboard) -> str:
     s = board.settings
     how = (
@@ -86,11 +113,13 @@ def _method_text(board: Leaderboard) -> str:
         if s.method == "exact"
         else "AlgoPerf discretisation: 100 evenly spaced τ, trapezoid rule"
     )
+    rules = rules_text(board)
     return (
         f"Score: benchmark score (τ_max = {s.tau_max:g}, {how}; 1 = fastest on every workload, "
-        f"0 = never within τ_max of the fastest). Times: median over studies of each study's "
-        f"fastest trial, in {UNITS[s.unit][1]}. Brackets: {s.confidence:.0%} bootstrap "
-        f"intervals over studies ({s.n_resamples} resamples, seed {s.seed}), shown where a cell "
+        f"0 = never within τ_max of the fastest). {rules + ' ' if rules else ''}"
+        f"Times: median over studies of each study's {BEST_TRIAL_TEXT[s.best_trial]}, in "
+        f"{UNITS[s.unit][1]}. Brackets: {s.confidence:.0%} bootstrap intervals over studies "
+        f"({s.n_resamples} resamples, seed {s.seed}), shown where a cell "
         f"has two or more studies. ∞: not reached. †: incomplete, see the list below. "
         f"‡: a disturbed run counts (its times are not a quiet machine's)."
     )
@@ -123,8 +152,8 @@ def _speedup_text(board: Leaderboard, i: int) -> str:
     value = format_speedup(board.speedup[i])
     if math.isfinite(board.speedup[i]) and board.n_studies.max() >= 2:
         value += " " + format_interval(*board.speedup_ci[:, i], fmt=lambda v: f"{v:.2f}")
-    used = int(board.speedup_workloads[i])
-    return f"{value} ({used}/{len(board.workloads)})" if used < len(board.workloads) else value
+    used, scored = int(board.speedup_workloads[i]), len(board.scored_workloads)
+    return f"{value} ({used}/{scored})" if used < scored else value
 
 
 # -- Markdown ------------------------------------------------------------------------------------
@@ -145,13 +174,12 @@ def markdown(board: Leaderboard, context: TableContext) -> str:
         "|" + "|".join("---" if h == "submission" else "---:" for h in header) + "|",
     ]
     for i, submission in enumerate(board.submissions):
-        reached = int(np.isfinite(board.times[i]).sum())
         row = [
             str(i + 1),
             submission,
             format_score(board.scores[i]),
             _score_interval(board, i),
-            f"{reached}/{len(board.workloads)}",
+            f"{board.reached(i)}/{len(board.scored_workloads)}",
         ]
         if speedup:
             row.insert(4, _speedup_text(board, i))
@@ -212,7 +240,9 @@ def latex(board: Leaderboard, context: TableContext) -> str:
         f"($\\tau_{{\\max}} = {board.settings.tau_max:g}$"
         f"{', exact integral' if board.settings.method == 'exact' else ', AlgoPerf discretisation'}"
         f"){' and speedup over ' + baseline + ' (geometric mean)' if speedup else ''}; "
-        f"per workload: median over studies of the fastest trial's time-to-target in "
+        f"{latex_escape(rules_text(board)) + ' ' if rules_text(board) else ''}"
+        f"per workload: median over studies of the "
+        f"{latex_escape(BEST_TRIAL_TEXT[board.settings.best_trial])}'s time-to-target in "
         f"{latex_escape(UNITS[board.settings.unit][1])}; "
         f"brackets: {confidence} bootstrap intervals over studies "
         f"({board.settings.n_resamples} resamples). $\\infty$: not reached. "
@@ -290,8 +320,9 @@ def leaderboard_rows(board: Leaderboard, context: TableContext) -> pd.DataFrame:
             "score_ci_high": board.scores_ci[1, i],
             "method": board.settings.method,
             **{f"score_{m}": s[i] for m, s in board.other_scores.items()},
-            "workloads_reached": int(np.isfinite(board.times[i]).sum()),
-            "workloads": len(board.workloads),
+            "best_trial": board.settings.best_trial,
+            "workloads_reached": board.reached(i),
+            "workloads": len(board.scored_workloads),
             "studies_min": int(board.n_studies[i].min()),
             "studies_max": int(board.n_studies[i].max()),
             "incomplete": any((submission, w) in context.incomplete for w in board.workloads),
@@ -312,7 +343,7 @@ def time_to_target_rows(board: Leaderboard, context: TableContext) -> pd.DataFra
     rows = []
     for i, submission in enumerate(board.submissions):
         for j, workload in enumerate(board.workloads):
-            metric, value, lower = context.targets[workload]
+            metric, value, lower = context.targets.get(workload, ("", math.nan, None))
             ended = context.ended.get((submission, workload), {})
             cell = board.studies[
                 (board.studies["submission"] == submission)
