@@ -224,6 +224,7 @@ def test_report_applies_algoperfs_rules_to_imported_runs(toy_logs, tmp_path, cap
     assert "no runs on gamma: counted as not reached for every submission" in captured.err
     assert "outside the scored set" in captured.err and "alpha_deep" in captured.err
     assert "Held-out rule (AlgoPerf)" in captured.out and "alpha_wide → alpha" in captured.out
+    assert "| 1 | fast | 0.6111 |" in captured.out  # four decimals, as AlgoPerf publishes
 
     # Our best trial (the fastest): fast's beta is 10 (its first trial), tied with slow.
     fastest = report_scores(out / EXPERIMENT, tmp_path / "report2", "--baseline", "none")

@@ -72,8 +72,9 @@ def format_interval(low: float, high: float, fmt=format_time) -> str:
     return f"[{fmt(low)}, {fmt(high)}]"
 
 
-def format_score(value: float) -> str:
-    return f"{value:.3f}"
+def format_score(value: float, method: str = "exact") -> str:
+    """Three decimals; four with AlgoPerf's discretisation, as AlgoPerf publishes its scores."""
+    return f"{value:.4f}" if method == "algoperf" else f"{value:.3f}"
 
 
 def format_speedup(value: float) -> str:
@@ -177,7 +178,7 @@ def markdown(board: Leaderboard, context: TableContext) -> str:
         row = [
             str(i + 1),
             submission,
-            format_score(board.scores[i]),
+            format_score(board.scores[i], board.settings.method),
             _score_interval(board, i),
             f"{board.reached(i)}/{len(board.scored_workloads)}",
         ]
@@ -275,7 +276,9 @@ def latex(board: Leaderboard, context: TableContext) -> str:
         "\\midrule",
     ]
     for i, submission in enumerate(board.submissions):
-        score = _latex_cell(format_score(board.scores[i]), _score_interval(board, i))
+        score = _latex_cell(
+            format_score(board.scores[i], board.settings.method), _score_interval(board, i)
+        )
         row = [str(i + 1), latex_escape(submission), score]
         if speedup:
             value, _, rest = _speedup_text(board, i).partition(" ")
