@@ -226,6 +226,13 @@ def rng_key(seed: int) -> np.ndarray:
     return random_utils.PRNGKey(seed)
 
 
+def step_keys(seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(data_selection's, update_params's) keys of one step: two keys split from the step's,
+    as AlgoPerf's runner splits its step key, so the two calls never share a stream."""
+    data_key, update_key = random_utils.split(rng_key(seed), 2)
+    return data_key, update_key
+
+
 @functools.cache
 def _hyperparameters_class(names: tuple[str, ...]) -> type:
     return collections.namedtuple("Hyperparameters", names)
@@ -711,7 +718,7 @@ class AlgoPerfFile(Submission):
             optimizer_state=optimizer_state,
             eval_results=eval_results,
             global_step=global_step,
-            rng=rng_key(rng),
+            rng=step_keys(rng)[1],
         )
         if self.update_takes_train_state:
             arguments["train_state"] = self.train_state
@@ -755,7 +762,7 @@ class AlgoPerfFile(Submission):
             model_state,
             self.hyperparameters_for_file(hyperparameters),
             global_step,
-            rng_key(rng),
+            step_keys(rng)[0],
         )
 
     def prepare_for_eval(

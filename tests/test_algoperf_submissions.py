@@ -575,3 +575,29 @@ def test_the_same_file_from_another_folder_is_the_same_run():
     assert lifecycle.identity(here) != lifecycle.identity(config("/a", "2" * 64))
     plain = "submission:\n  name: sgd\n  file: x.py\nseed: 0\n"  # no sha256: paths count
     assert lifecycle.identity(plain) != lifecycle.identity(plain.replace("x.py", "y.py"))
+
+
+def test_the_absl_stand_in_counts_per_call_site(caplog):
+    from harness.algoperf_compat.absl import logging as absl_logging
+
+    caplog.set_level(logging.INFO, logger="absl")
+    for step in range(7):
+        absl_logging.log_every_n(absl_logging.INFO, "every %d", 3, step)
+        absl_logging.log_first_n(absl_logging.INFO, "first %d", 2, step)
+    absl_logging.flush()
+    messages = [r.getMessage() for r in caplog.records]
+    assert [m for m in messages if m.startswith("every")] == ["every 0", "every 3", "every 6"]
+    assert [m for m in messages if m.startswith("first")] == ["first 0", "first 1"]
+    absl_logging.log_first_n(absl_logging.INFO, "here", 1)
+    absl_logging.log_first_n(absl_logging.INFO, "there", 1)  # another line: its own count
+    assert [r.getMessage() for r in caplog.records][-2:] == ["here", "there"]
+
+
+def test_data_selection_and_update_params_get_different_keys_each_step():
+    from submissions.algoperf import step_keys
+
+    data_key, update_key = step_keys(5)
+    assert data_key.dtype == np.uint32 and data_key.shape == (2,)
+    assert not np.array_equal(data_key, update_key)
+    assert np.array_equal(step_keys(5)[1], update_key)  # the same on every run of the seed
+    assert not np.array_equal(step_keys(6)[0], data_key)

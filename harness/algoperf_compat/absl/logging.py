@@ -1,10 +1,12 @@
 """`absl.logging` for submission files, on Python's logging (logger "absl"), when absl-py is not
 installed. Covers the calls AlgoPerf files make: info, warning, error, debug, exception, log and
-vlog, with absl's level names."""
+vlog, log_every_n, log_first_n and flush, with absl's level names."""
 
 from __future__ import annotations
 
 import logging as _logging
+import sys as _sys
+from collections import Counter as _Counter
 from typing import Any
 
 _logger = _logging.getLogger("absl")
@@ -53,6 +55,35 @@ def log(level: int, msg: Any, *args: Any, **kwargs: Any) -> None:
 
 def vlog(level: int, msg: Any, *args: Any, **kwargs: Any) -> None:
     _logger.log(_logging.DEBUG, msg, *args, **kwargs)
+
+
+_calls: _Counter = _Counter()  # calls per (file, line) of log_every_n / log_first_n
+
+
+def _call_count() -> int:
+    """How often the caller's line called before (absl counts per call site)."""
+    frame = _sys._getframe(2)
+    key = (frame.f_code.co_filename, frame.f_lineno)
+    count = _calls[key]
+    _calls[key] += 1
+    return count
+
+
+def log_every_n(level: int, msg: Any, n: int, *args: Any) -> None:
+    """Logs the 1st, (n+1)th, (2n+1)th ... call from one line."""
+    if _call_count() % max(1, int(n)) == 0:
+        log(level, msg, *args)
+
+
+def log_first_n(level: int, msg: Any, n: int, *args: Any) -> None:
+    """Logs the first n calls from one line."""
+    if _call_count() < n:
+        log(level, msg, *args)
+
+
+def flush() -> None:
+    for handler in _logger.handlers:
+        handler.flush()
 
 
 def set_verbosity(level: int | str) -> None:
