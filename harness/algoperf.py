@@ -235,12 +235,11 @@ def _number(text: str) -> float:
 
 @dataclass
 class Measurements:
-    """What a record needs from one eval_measurements.csv: the target metric at every evaluation
-    and the other columns at the evaluation that met the target and at the last one."""
+    """What a record needs from one eval_measurements.csv: its columns at the evaluation that
+    met the target and at the last one."""
 
     n_evaluations: int
     reached_at: int | None  # the evaluation (row) that first met the target
-    metric: list[float]
     rows: dict[int, dict[str, float]]  # row -> {column: value}, for reached_at and the last row
 
     def at(self, column: str, row: int) -> float:
@@ -281,7 +280,7 @@ def read_measurements(text: str, target: WorkloadTarget) -> Measurements:
         picked[row] = {c: _number(rows[row][header.index(c)]) for c in columns}
         if math.isnan(picked[row]["global_step"]) or math.isnan(picked[row][TIME_COLUMN]):
             raise UnreadableTrial(f"eval_measurements.csv has empty values on line {row + 2}")
-    return Measurements(len(rows), reached_at, metric, picked)
+    return Measurements(len(rows), reached_at, picked)
 
 
 def _finite(value: float | None) -> float | None:
@@ -301,7 +300,7 @@ def make_record(
     command: str,
 ) -> results.RunRecord:
     target = benchmark.workloads[trial.workload]
-    final = _finite(measurements.metric[-1])
+    final = _finite(measurements.last(target.metric))
     reached = measurements.reached_at
     if reached is not None:
         status = "reached"

@@ -279,6 +279,7 @@ class Runner:
         if restored is not None:
             model_state, optimizer_state = restored
         state = self.state
+        submission.training_complete = False  # a new run (an instance may serve several)
         submission.attach_train_state(TrainStateView(self))
         self._start_measurement()
         self.write_record("running")
@@ -500,7 +501,9 @@ class Runner:
 
     def _say_if_disturbed(self) -> None:
         """Once per run, as soon as it is: a line that says why its times are suspect."""
+        if self.disturbed_said:
+            return
         reason = self.measurement().get("disturbed_reason")
-        if reason and not self.disturbed_said:
+        if reason:
             self.disturbed_said = True
             log.warning("disturbed: %s; its times are not a quiet machine's", reason)

@@ -194,11 +194,13 @@ class SpeedReadings:
 
     @property
     def slow(self) -> int:
-        return sum(v < (1 - SPEED_TOLERANCE) * self.median for v in self.values)
+        limit = (1 - SPEED_TOLERANCE) * self.median
+        return sum(v < limit for v in self.values)
 
     @property
     def fast(self) -> int:
-        return sum(v > self.median / (1 - SPEED_TOLERANCE) for v in self.values)
+        limit = self.median / (1 - SPEED_TOLERANCE)
+        return sum(v > limit for v in self.values)
 
     def summary(self) -> dict[str, float | int]:
         return {

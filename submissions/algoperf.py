@@ -226,6 +226,7 @@ def rng_key(seed: int) -> np.ndarray:
     return random_utils.PRNGKey(seed)
 
 
+@functools.lru_cache(maxsize=1)  # data_selection and update_params of a step share the split
 def step_keys(seed: int) -> tuple[np.ndarray, np.ndarray]:
     """(data_selection's, update_params's) keys of one step: two keys split from the step's,
     as AlgoPerf's runner splits its step key, so the two calls never share a stream."""
@@ -689,7 +690,6 @@ class AlgoPerfFile(Submission):
 
     def attach_train_state(self, train_state: Mapping[str, Any]) -> None:
         self.train_state = train_state
-        self.training_complete = False  # a new run (an instance may serve several)
 
     def update_params(
         self,

@@ -43,6 +43,7 @@ from tests.helpers import (
     cli_environment,
     compose_config,
     default_run_dir,
+    make_runner,
     read_csv,
     run_cli,
     run_dir_of,
@@ -601,3 +602,20 @@ def test_data_selection_and_update_params_get_different_keys_each_step():
     assert not np.array_equal(data_key, update_key)
     assert np.array_equal(step_keys(5)[1], update_key)  # the same on every run of the seed
     assert not np.array_equal(step_keys(6)[0], data_key)
+
+
+def test_the_absl_stand_in_reports_the_callers_line(caplog):
+    from harness.algoperf_compat.absl import logging as absl_logging
+
+    caplog.set_level(logging.INFO, logger="absl")
+    absl_logging.info("from the file")
+    absl_logging.log_first_n(absl_logging.INFO, "first", 1)
+    assert {Path(r.pathname).name for r in caplog.records} == {Path(__file__).name}
+
+
+def test_a_submission_that_ended_its_last_run_starts_the_next_one_afresh(tmp_path):
+    """The runner, not the submission, clears training_complete when a run starts."""
+    overrides = [*file_settings(ADAMW), "workload=digits", "workload.eval_every_steps=20"]
+    runner = make_runner(overrides, tmp_path / "run", max_steps=40)
+    runner.submission.training_complete = True  # left over from an earlier run
+    assert runner.run().global_step == 40

@@ -422,3 +422,15 @@ def test_a_record_without_a_target_is_skipped_with_its_reason_not_scored(grid, c
     assert f"skipping {run_dir}: record.json has no target" in err
     board = pd.read_csv(grid / "report" / "time_to_target.csv")
     assert set(board["workload"]) == {w for _, w in TIMES}, "no workload under a made-up name"
+
+
+def test_a_record_that_disagrees_with_its_evaluations_is_named(tmp_path):
+    agrees = write_run(tmp_path, "adamw", "digits", 0, 0, 120.0)
+    disagrees = write_run(tmp_path, "adamw", "digits", 0, 1, 120.0)
+    record = results.load_record(disagrees)
+    results.write_record(disagrees, record.replace(time_to_target=99.0))
+    loaded = load.load(tmp_path, use_cache=False)
+    named = [m for m in loaded.warnings if "disagree" in m or "record.json says" in m]
+    assert len(named) == 1 and disagrees.relative_to(tmp_path).as_posix() in named[0]
+    assert "time_to_target 99 s" in named[0] and "say 120 s" in named[0]
+    assert agrees.relative_to(tmp_path).as_posix() not in " ".join(loaded.warnings)

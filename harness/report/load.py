@@ -167,7 +167,7 @@ def parse_record(run_dir: Path, run_id: str) -> dict[str, Any]:
         "speed_index": _float(speed.get("start"), math.nan),
         "reference_speed_index": _float(speed.get("reference"), math.nan),
         "time_to_target_resolution": _float(record.time_to_target_resolution, math.nan),
-        "evaluations_to_target": math.nan,  # from the evaluations, in _typed_runs
+        "evaluations_to_target": math.nan,  # from the evaluations, in parse_runs
         "base_workload": str(record.workload_settings.get("base_workload") or ""),
         "benchmark_workloads": ",".join(record.workload_settings.get("benchmark_workloads") or ()),
     }
@@ -272,8 +272,11 @@ def concat_evaluations(frames: Sequence[pd.DataFrame]) -> pd.DataFrame:
 
 
 # -- loading with the cache ----------------------------------------------------------------------
-def parse_runs(root: Path, run_dirs: Iterable[Path]) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
-    """(runs, evaluations, {run_id: reason skipped}) for the given run folders, without cache."""
+def parse_runs(
+    root: Path, run_dirs: Iterable[Path]
+) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, str], dict[str, str]]:
+    """(runs, evaluations, {run_id: reason skipped}, {run_id: warning}) for the given run
+    folders, without cache. The warnings name records that disagree with their evaluations."""
     rows, texts, skipped = [], {}, {}
     for run_dir in run_dirs:
         run_id = run_dir.relative_to(root).as_posix()
@@ -290,14 +293,18 @@ def parse_runs(root: Path, run_dirs: Iterable[Path]) -> tuple[pd.DataFrame, pd.D
     evaluations, corrupt = parse_eval_files(texts)
     skipped.update(corrupt)
     runs = pd.DataFrame([r for r in rows if r["run_id"] not in corrupt], columns=RUN_COLUMNS)
-    return _typed_runs(runs, evaluations), evaluations, skipped
+    first_time, first_index = first_meeting_evaluation(runs, evaluations)  # one pass, two uses
+    runs = _typed_runs(runs, evaluations, first_index)
+    return runs, evaluations, skipped, _time_to_target_mismatches(runs, first_time)
 
 
-def _typed_runs(runs: pd.DataFrame, evaluations: pd.DataFrame) -> pd.DataFrame:
+def _typed_runs(
+    runs: pd.DataFrame, evaluations: pd.DataFrame, evaluations_to_target: pd.Series
+) -> pd.DataFrame:
     runs = runs.copy()
     counts = evaluations["run_id"].value_counts()
     runs["n_evaluations"] = runs["run_id"].map(counts).fillna(0).astype(int)
-    runs["evaluations_to_target"] = first_meeting_evaluation(runs, evaluations)[1].to_numpy()
+    runs["evaluations_to_target"] = evaluations_to_target.to_numpy()
     for column in ("study", "trial"):
         runs[column] = runs[column].astype(int)
     float_columns = [
@@ -381,9 +388,9 @@ def load(root: Path, use_cache: bool = True) -> Results:
     notes = dict(zip(old["run_id"], old["warning"], strict=True))
 
     if to_parse or len(known) != len(unchanged) or cached is None:
-        new_runs, new_evaluations, new_skips = parse_runs(root, to_parse)
+        new_runs, new_evaluations, new_skips, new_notes = parse_runs(root, to_parse)
         skipped.update(new_skips)
-        notes.update(_time_to_target_mismatches(new_runs, new_evaluations))
+        notes.update(new_notes)
         kept = list(unchanged)
         runs = pd.concat(
             [p for p in (runs[runs["run_id"].isin(kept)], new_runs) if len(p)] or [new_runs],
@@ -416,12 +423,6 @@ def clear_cache(root: Path) -> None:
 
 
 # -- consistency ---------------------------------------------------------------------------------
-def time_to_target_from_evaluations(runs: pd.DataFrame, evaluations: pd.DataFrame) -> pd.Series:
-    """Per run_id: submission time at the first evaluation meeting the target within the budget
-    (docs/design.md, "The clock"), inf when none does; NaN where the record has no target."""
-    return first_meeting_evaluation(runs, evaluations)[0]
-
-
 def first_meeting_evaluation(
     runs: pd.DataFrame, evaluations: pd.DataFrame
 ) -> tuple[pd.Series, pd.Series]:
@@ -460,13 +461,14 @@ def first_meeting_evaluation(
     )
 
 
-def _time_to_target_mismatches(runs: pd.DataFrame, evaluations: pd.DataFrame) -> dict[str, str]:
-    """Finished runs whose record.json disagrees with their own evaluations."""
+def _time_to_target_mismatches(runs: pd.DataFrame, first_time: pd.Series) -> dict[str, str]:
+    """Finished runs whose record.json disagrees with their own evaluations (`first_time`, per
+    run_id: first_meeting_evaluation's times)."""
     done = runs[runs["status"].isin(results.DONE_STATUSES)]
     if done.empty:
         return {}
-    from_evaluations = time_to_target_from_evaluations(done, evaluations)
     recorded = done.set_index("run_id")["time_to_target"]
+    from_evaluations = first_time[recorded.index]
     both_inf = np.isinf(recorded) & np.isinf(from_evaluations)
     close = np.isclose(recorded, from_evaluations, rtol=TIME_TOLERANCE, atol=0.0)
     bad = from_evaluations.notna() & ~both_inf & ~close

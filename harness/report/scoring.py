@@ -272,16 +272,11 @@ class Leaderboard:
     settings: Settings = field(default_factory=Settings)
     scored_workloads: list[str] = field(default_factory=list)  # the score's denominator
     variants: dict[str, str] = field(default_factory=dict)  # held-out variant -> base workload
+    # [S, len(scored_workloads)]: the times the score is computed from (held_out_times)
+    scored_times: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
 
     def index(self, submission: str) -> int:
         return self.submissions.index(submission)
-
-    @property
-    def scored_times(self) -> np.ndarray:
-        """[S, len(scored_workloads)]: the times the score is computed from (held_out_times)."""
-        return held_out_times(
-            self.times, self.workloads, self.scored_workloads, self.variants, self.settings.tau_max
-        )
 
     def reached(self, i: int) -> int:
         """Scored workloads submission i reached (after the held-out rule)."""
@@ -360,4 +355,5 @@ def score(
         settings=settings,
         scored_workloads=scored,
         variants={v: b for v, b in variants.items() if v in workloads},
+        scored_times=counted[order],
     )

@@ -236,12 +236,13 @@ def latex(board: Leaderboard, context: TableContext) -> str:
     columns = "@{}rl" + "r" * (n_fixed - 2) + "r" * n_workloads + "@{}"
     baseline = latex_escape(board.settings.baseline or "")
     confidence = latex_escape(f"{board.settings.confidence:.0%}")
+    rules = rules_text(board)
     caption = (
         f"{latex_escape(context.title())}. Score: benchmark score "
         f"($\\tau_{{\\max}} = {board.settings.tau_max:g}$"
         f"{', exact integral' if board.settings.method == 'exact' else ', AlgoPerf discretisation'}"
         f"){' and speedup over ' + baseline + ' (geometric mean)' if speedup else ''}; "
-        f"{latex_escape(rules_text(board)) + ' ' if rules_text(board) else ''}"
+        f"{latex_escape(rules) + ' ' if rules else ''}"
         f"per workload: median over studies of the "
         f"{latex_escape(BEST_TRIAL_TEXT[board.settings.best_trial])}'s time-to-target in "
         f"{latex_escape(UNITS[board.settings.unit][1])}; "

@@ -22,39 +22,39 @@ _PYTHON_LEVEL = {
 
 
 def debug(msg: Any, *args: Any, **kwargs: Any) -> None:
-    _logger.debug(msg, *args, **kwargs)
+    _logger.debug(msg, *args, **{"stacklevel": 2, **kwargs})
 
 
 def info(msg: Any, *args: Any, **kwargs: Any) -> None:
-    _logger.info(msg, *args, **kwargs)
+    _logger.info(msg, *args, **{"stacklevel": 2, **kwargs})
 
 
 def warning(msg: Any, *args: Any, **kwargs: Any) -> None:
-    _logger.warning(msg, *args, **kwargs)
+    _logger.warning(msg, *args, **{"stacklevel": 2, **kwargs})
 
 
 warn = warning
 
 
 def error(msg: Any, *args: Any, **kwargs: Any) -> None:
-    _logger.error(msg, *args, **kwargs)
+    _logger.error(msg, *args, **{"stacklevel": 2, **kwargs})
 
 
 def exception(msg: Any, *args: Any, **kwargs: Any) -> None:
-    _logger.exception(msg, *args, **kwargs)
+    _logger.exception(msg, *args, **{"stacklevel": 2, **kwargs})
 
 
 def fatal(msg: Any, *args: Any, **kwargs: Any) -> None:
-    _logger.critical(msg, *args, **kwargs)
+    _logger.critical(msg, *args, **{"stacklevel": 2, **kwargs})
     raise SystemExit(1)
 
 
 def log(level: int, msg: Any, *args: Any, **kwargs: Any) -> None:
-    _logger.log(_PYTHON_LEVEL.get(level, _logging.DEBUG), msg, *args, **kwargs)
+    _logger.log(_PYTHON_LEVEL.get(level, _logging.DEBUG), msg, *args, **{"stacklevel": 2, **kwargs})
 
 
 def vlog(level: int, msg: Any, *args: Any, **kwargs: Any) -> None:
-    _logger.log(_logging.DEBUG, msg, *args, **kwargs)
+    _logger.log(_logging.DEBUG, msg, *args, **{"stacklevel": 2, **kwargs})
 
 
 _calls: _Counter = _Counter()  # calls per (file, line) of log_every_n / log_first_n
@@ -72,13 +72,13 @@ def _call_count() -> int:
 def log_every_n(level: int, msg: Any, n: int, *args: Any) -> None:
     """Logs the 1st, (n+1)th, (2n+1)th ... call from one line."""
     if _call_count() % max(1, int(n)) == 0:
-        log(level, msg, *args)
+        log(level, msg, *args, stacklevel=3)
 
 
 def log_first_n(level: int, msg: Any, n: int, *args: Any) -> None:
     """Logs the first n calls from one line."""
     if _call_count() < n:
-        log(level, msg, *args)
+        log(level, msg, *args, stacklevel=3)
 
 
 def flush() -> None:
