@@ -42,41 +42,26 @@ from tests.synthetic_results import write_run  # noqa: E402
 SUBMISSIONS, WORKLOADS, TRIALS = 10, 10, 5
 
 
-def write_folder(root: Path, runs: int, evals: int) -> None:
-    studies = max(1, runs // (SUBMISSIONS * WORKLOADS * TRIALS))
-    for s in range(SUBMISSIONS):
-        for w in range(WORKLOADS):
-            for study in range(studies):
-                for trial in range(TRIALS):
-                    # Deterministic spread: some trials miss, the rest take 50-250 s.
-                    index = (7 * s + 13 * w + 3 * study + trial) % 11
-                    time_to_target = None if index == 0 else 50.0 + 20.0 * index
-                    write_run(
-                        root,
-                        f"submission_{s}",
-                        f"workload_{w}",
-                        study,
-                        trial,
-                        time_to_target,
-                        n_evals=evals,
-                    )
-
-
-# AlgoPerf v0.5's size: (ruleset, submissions, studies, trials per study) on 16 workloads.
+# A shape: (ruleset, submissions, studies, trials per study) per leaderboard, on W workloads.
+Shape = tuple[tuple[str, int, int, int], ...]
+# AlgoPerf v0.5's size: 17 submissions over two rulesets on 16 workloads.
 ALGOPERF = (("external", 10, 5, 5), ("self", 7, 5, 1))
 ALGOPERF_WORKLOADS = 16
 
 
-def write_algoperf_folder(root: Path, evals: int) -> None:
-    first = 0  # submissions are numbered across rulesets: 17 names, as in the real logs
-    for ruleset, submissions, studies, trials in ALGOPERF:
+def write_shape(root: Path, shape: Shape, workloads: int, evals: int, spread: bool) -> None:
+    """Deterministic times: some trials miss, the rest take 50-250 s; with `spread`, workload w
+    takes (1 + w) times longer (to the budget: a decade past the fastest, so log x axes).
+    Submissions are numbered across rulesets, as in the real logs."""
+    first = 0
+    for ruleset, submissions, studies, trials in shape:
         for s in range(first, first + submissions):
-            for w in range(ALGOPERF_WORKLOADS):
+            for w in range(workloads):
                 for study in range(studies):
                     for trial in range(trials):
-                        # Some miss (to the budget: a decade past the fastest, so log x axes).
                         index = (7 * s + 13 * w + 3 * study + trial) % 11
-                        time_to_target = None if index == 0 else 50.0 + 20.0 * index * (1 + w)
+                        scale = 1 + w if spread else 1
+                        time_to_target = None if index == 0 else 50.0 + 20.0 * index * scale
                         write_run(
                             root,
                             f"submission_{s}",
@@ -86,9 +71,18 @@ def write_algoperf_folder(root: Path, evals: int) -> None:
                             time_to_target,
                             ruleset=ruleset,
                             n_evals=evals,
-                            budget=10_000.0,
+                            budget=10_000.0 if spread else 1000.0,
                         )
         first += submissions
+
+
+def write_folder(root: Path, runs: int, evals: int) -> None:
+    studies = max(1, runs // (SUBMISSIONS * WORKLOADS * TRIALS))
+    write_shape(root, (("external", SUBMISSIONS, studies, TRIALS),), WORKLOADS, evals, False)
+
+
+def write_algoperf_folder(root: Path, evals: int) -> None:
+    write_shape(root, ALGOPERF, ALGOPERF_WORKLOADS, evals, True)
 
 
 def time_cli(root: Path, rounds: int, trees: dict[str, Path]) -> None:
