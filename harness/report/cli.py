@@ -309,23 +309,43 @@ def write_tables(groups: list[Group], out: Path) -> list[Path]:
     return paths
 
 
-def write_figures(
-    groups: list[Group], evaluations: pd.DataFrame, out: Path
-) -> tuple[list[Path], list[str]]:
+def figure_jobs(
+    groups: list[Group], evaluations: pd.DataFrame, style: figures.Style | None = None
+) -> list[figures.Job]:
+    """Every figure of FIGURES for every leaderboard, with the evaluations it draws only."""
+    style = style or figures.Style()
     looks = figures.submission_looks([s for g in groups for s in g.board.submissions])
-    paths, problems = [], []
+    drawn = evaluations["run_id"].isin(
+        set(pd.concat([g.board.studies["run_id"] for g in groups]).dropna().astype(str))
+    )
+    evaluations = evaluations[drawn.to_numpy()]
+    jobs = []
     for group in groups:
         board, context = group.board, group.context
         suffix = "" if len(groups) == 1 else f"_{context.number}"
         caption = figures.Caption(
-            hardware=" + ".join(name for name, _ in context.hardware),
-            detail=f"{context.experiment}/{context.ruleset} · {context.studies_text(board)}",
+            hardware=context.hardware_text(),
+            detail=f"Experiment {context.experiment}, ruleset {context.ruleset}; "
+            f"{context.studies_text(board)}",
         )
-        data = figures.FigureData(board, evaluations, context.targets, looks, caption)
-        made = {name: draw(data) for name, draw in figures.FIGURES.items()}
-        for name, fig in made.items():
-            problems += [f"{name}{suffix}: {p}" for p in figures.layout_problems(fig)]
-            paths += figures.save(fig, out, name + suffix)
+        budgets = group.runs.groupby("workload")["budget_sec"].max().to_dict()
+        data = figures.FigureData(
+            board, evaluations, context.targets, looks, caption, budgets=budgets, style=style
+        )
+        jobs += [(name, name + suffix, data) for name in figures.FIGURES]
+    return jobs
+
+
+def write_figures(jobs: list[figures.Job], out: Path, pool=None) -> tuple[list[Path], list[str]]:
+    """Draw, check and save every job (PDF, PNG) and write its caption file."""
+    paths, problems = [], []
+    for (name, filename, data), (saved, found) in zip(
+        jobs, figures.render_all(jobs, out, pool), strict=True
+    ):
+        problems += [f"{filename}: {p}" for p in found]
+        paths += saved
+        paths.append(out / f"{filename}.caption.txt")
+        results.write_text(paths[-1], figures.caption(name, data) + "\n")
     return paths, problems
 
 
@@ -385,11 +405,35 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "into one leaderboard",
     )
     parser.add_argument("--no-figures", action="store_true")
+    parser.add_argument(
+        "--style",
+        choices=("paper", "slides"),
+        default="paper",
+        help="figure sizes and fonts: a two-column paper (default) or slides",
+    )
+    parser.add_argument(
+        "--width",
+        type=float,
+        help="width of every figure in inches (default: 3.25 for the profile and 6.75 for the "
+        "panel grids with --style paper, the column and text widths of a two-column paper)",
+    )
+    parser.add_argument(
+        "--font",
+        default="sans-serif",
+        help="font family of the figures: sans-serif (default), serif, times (Times-like, "
+        "bundled), or any installed family, to match the paper",
+    )
     parser.add_argument("--no-cache", action="store_true", help="ignore the parquet cache")
     parser.add_argument("--strict", action="store_true", help="exit 1 when any study is incomplete")
     args = parser.parse_args(argv)
     if args.tau_max <= 1 or not 0 < args.confidence < 1 or args.resamples < 1:
         parser.error("need --tau-max > 1, 0 < --confidence < 1 and --resamples >= 1")
+    if args.width is not None and not 1.5 <= args.width <= 20:
+        parser.error(f"--width {args.width:g}: give the figure width in inches, 1.5 to 20")
+    try:
+        figures.check_font(args.font)
+    except figures.UnknownFont as error:
+        parser.error(str(error))
     if args.normalize and args.unit == "steps":
         parser.error("--normalize converts seconds; steps need no conversion: use one of them")
     return args
@@ -455,6 +499,18 @@ def main(argv: list[str] | None = None) -> int:
     declared = None
     if args.benchmark_workloads:
         declared = [w.strip() for w in args.benchmark_workloads.split(",") if w.strip()]
+    pool = None
+    cells = runs["submission"].nunique() * runs["workload"].nunique() * len(figures.FIGURES)
+    if not args.no_figures and cells >= figures.PARALLEL_FROM:
+        pool = figures.start_workers()  # they start up while this process scores
+    try:
+        return _report(args, loaded, runs, settings, declared, pool)
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
+
+
+def _report(args, loaded, runs, settings, declared, pool) -> int:
     groups = build_groups(runs, settings, mix_hardware=args.mix_hardware, declared=declared)
     if len(groups) > 1:
         warn(
@@ -472,7 +528,11 @@ def main(argv: list[str] | None = None) -> int:
         comparison.render(sections, str(args.results_dir), datetime.date.today().isoformat()),
     )
     if not args.no_figures:
-        paths, layout = write_figures(groups, loaded.evaluations, out)
+        style = figures.Style(args.style, args.width, args.font)
+        jobs = figure_jobs(groups, loaded.evaluations, style)
+        if pool is None and figures.job_size(jobs) >= figures.PARALLEL_FROM:
+            pool = figures.start_workers(len(jobs))
+        paths, layout = write_figures(jobs, out, pool)
         written += paths
         for problem in layout:
             warn(f"figure layout: {problem}")

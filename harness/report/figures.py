@@ -1,22 +1,28 @@
 """Figures for papers from a scored leaderboard: performance profiles, validation curves over
 time and over steps with a band over studies, and time-to-target with confidence intervals.
 
-Sized for a two-column paper (one column 3.25 in, full width 6.75 in, 7-8 pt text); one colour
-and line style per submission across every figure. A figure is a function of FigureData listed
-in FIGURES: the report draws, checks and saves every entry. Never computes a score (scoring.py
-does) and never reads files.
+A figure holds data only: what the runs were, where they ran and how many there are goes into
+its caption file (`<name>.caption.txt`, written by the report) and the HTML page. Sized for a
+two-column paper (`paper`: 3.25 in columns, 6.75 in full width, 7-8 pt text) or for slides;
+one look per submission name across every figure and every report. Panels are placed by hand
+from measured text sizes (no layout engine: at 16 panels a layout engine costs more than the
+drawing). A figure is a function of FigureData listed in FIGURES; its docstring's first
+sentence opens its caption. Never computes a score (scoring.py does) and never reads files.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import functools
 import io
 import math
-import textwrap
+import multiprocessing
+import os
 import weakref
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+import zlib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import matplotlib
@@ -25,21 +31,17 @@ matplotlib.use("Agg")  # files only; never opens a window
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from matplotlib import font_manager, transforms
+from matplotlib.backends.backend_agg import RendererAgg
+from matplotlib.collections import LineCollection, PolyCollection
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
 from matplotlib.text import Text
-from matplotlib.ticker import (
-    FuncFormatter,
-    LogLocator,
-    MaxNLocator,
-    NullFormatter,
-)
+from matplotlib.ticker import MaxNLocator
 
 from harness.report.scoring import UNITS, Leaderboard, performance_profile, performance_ratios
 
-COLUMN_WIDTH = 3.25  # inches: one column of a two-column paper
-FULL_WIDTH = 6.75
-MAX_COLUMNS = 3  # workload panels per row at full width
 # Okabe & Ito's colour-blind-safe palette, then colours far from all of them; yellow last (it
 # is faint on white). Beyond these, colours repeat with another line style and marker.
 PALETTE = (
@@ -59,26 +61,98 @@ PALETTE = (
 )
 LINESTYLES = ("-", "--", "-.", ":", (0, (5, 1)), (0, (3, 1, 1, 1, 1, 1)))
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
-STYLE = {
-    "font.size": 8,
-    "axes.titlesize": 8,
-    "axes.labelsize": 8,
-    "xtick.labelsize": 7,
-    "ytick.labelsize": 7,
-    "legend.fontsize": 7,
-    "figure.titlesize": 7,
-    "lines.linewidth": 1.3,
-    "axes.spines.top": False,
-    "axes.spines.right": False,
-    "axes.grid": True,
-    "grid.alpha": 0.3,
-    "grid.linewidth": 0.5,
-    "pdf.fonttype": 42,  # embed TrueType: text stays text in the PDF, as journals ask
-    "ps.fonttype": 42,
-    "savefig.dpi": 300,
+PNG_DPI = 200  # the PNG is for a quick look and the HTML page; the PDF, vector, is for the paper
+TARGET_STYLE = {"color": "0.3", "linestyle": (0, (4, 2)), "linewidth": 0.9}
+BUDGET_STYLE = {"color": "0.45", "linestyle": "-", "linewidth": 0.8}
+PAST_BUDGET = {"color": "0.92", "linewidth": 0, "zorder": 0}  # shading: not counted
+FONTS = {  # --font: a family name, or one of these (bundled with matplotlib, so always there)
+    "sans-serif": ("DejaVu Sans", "dejavusans"),
+    "serif": ("DejaVu Serif", "dejavuserif"),
+    "times": ("STIXGeneral", "stix"),  # Times-like, as most journals and ACL/NeurIPS/ICML use
 }
-PNG_DPI = 200  # the PNG is for a quick look; the PDF, vector, is for the paper
-TARGET_STYLE = {"color": "0.35", "linestyle": (0, (4, 2)), "linewidth": 0.9}
+
+
+@dataclass(frozen=True)
+class Style:
+    """Sizes of one medium. `width` (inches) overrides both figure widths."""
+
+    name: str = "paper"
+    width: float | None = None
+    font: str = "sans-serif"
+
+    @property
+    def _slides(self) -> bool:
+        return self.name == "slides"
+
+    @property
+    def text_size(self) -> float:
+        return 14.0 if self._slides else 8.0
+
+    @property
+    def tick_size(self) -> float:
+        return 12.0 if self._slides else 7.0
+
+    @property
+    def column_width(self) -> float:  # the performance profile
+        return self.width or (6.0 if self._slides else 3.25)
+
+    @property
+    def full_width(self) -> float:  # the grids of workload panels
+        return self.width or (12.0 if self._slides else 6.75)
+
+    @property
+    def panel_height(self) -> float:
+        return 2.6 if self._slides else 1.45
+
+    @property
+    def panel_min_width(self) -> float:  # panels per row: as many as are at least this wide
+        return 3.6 if self._slides else 2.0
+
+    def rc(self) -> dict:
+        family, mathtext = FONTS.get(self.font, (self.font, "dejavusans"))
+        return {
+            "font.family": family,
+            "mathtext.fontset": mathtext,
+            "font.size": self.text_size,
+            "axes.titlesize": self.text_size,
+            "axes.labelsize": self.text_size,
+            "xtick.labelsize": self.tick_size,
+            "ytick.labelsize": self.tick_size,
+            "legend.fontsize": self.tick_size,
+            "lines.linewidth": 2.2 if self._slides else 1.3,
+            "lines.markersize": 6 if self._slides else 4,
+            "axes.linewidth": 0.8,
+            "axes.spines.top": False,
+            "axes.spines.right": False,
+            "axes.grid": False,  # _grid_lines draws it
+            "xtick.major.size": 2.5,
+            "ytick.major.size": 2.5,
+            "xtick.minor.visible": False,
+            "ytick.minor.visible": False,
+            "pdf.fonttype": 42,  # embed TrueType: text stays text in the PDF, as journals ask
+            "ps.fonttype": 42,
+            "savefig.dpi": 300,
+        }
+
+
+class UnknownFont(ValueError):
+    pass
+
+
+def check_font(font: str) -> None:
+    """UnknownFont, with what to do, when `font` is neither an alias nor an installed family."""
+    if font in FONTS:
+        return
+    try:
+        font_manager.findfont(font_manager.FontProperties(family=font), fallback_to_default=False)
+    except ValueError:
+        installed = sorted({f.name for f in font_manager.fontManager.ttflist})
+        raise UnknownFont(
+            f"no font family {font!r} on this machine: use {', '.join(FONTS)} (bundled with "
+            f"matplotlib; 'times' is Times-like), install the font and clear matplotlib's font "
+            f"cache, or pick an installed family: {', '.join(installed[:12])}"
+            + (" ..." if len(installed) > 12 else "")
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -88,76 +162,219 @@ class Look:
     marker: str
 
 
-def submission_looks(submissions: Sequence[str]) -> dict[str, Look]:
-    """A fixed look per submission name, in sorted order, shared by every figure of a report."""
-    return {
-        name: Look(
-            PALETTE[k % len(PALETTE)],
-            LINESTYLES[k % len(LINESTYLES)],
-            MARKERS[k % len(MARKERS)],
-        )
-        for k, name in enumerate(sorted(set(submissions)))
-    }
+def submission_looks(
+    submissions: Sequence[str], pinned: Mapping[str, str] | None = None
+) -> dict[str, Look]:
+    """A look per submission that depends on its name, not on the others in the report: the
+    colour a hash of the name picks, so a submission keeps it from one report to the next. Two
+    names wanting one colour: the later alphabetically takes the next free one. `pinned` fixes
+    colours (name -> colour)."""
+    names = sorted(set(submissions))
+    pinned = dict(pinned or {})
+    taken = {PALETTE.index(c) for c in pinned.values() if c in PALETTE}
+    looks = {}
+    for name in names:
+        want = zlib.crc32(name.encode()) % len(PALETTE)
+        if name in pinned:
+            color = pinned[name]
+        else:
+            free = [k for k in range(len(PALETTE)) if k not in taken]
+            # the first free colour at or after the wanted one; all taken: reuse the wanted one
+            k = min(free, key=lambda c: (c - want) % len(PALETTE)) if free else want
+            taken.add(k)
+            color = PALETTE[k]
+        style = zlib.crc32(name.encode(), 1) % len(LINESTYLES)
+        looks[name] = Look(color, LINESTYLES[style], MARKERS[style % len(MARKERS)])
+    # Same colour twice (more submissions than colours): make their line styles differ.
+    by_color: dict[str, list[str]] = {}
+    for name in names:
+        by_color.setdefault(looks[name].color, []).append(name)
+    for sharing in by_color.values():
+        for k, name in enumerate(sharing[1:], start=1):
+            style = (LINESTYLES.index(looks[sharing[0]].linestyle) + k) % len(LINESTYLES)
+            looks[name] = Look(looks[name].color, LINESTYLES[style], MARKERS[style])
+    return looks
 
 
 @dataclass
 class Caption:
-    """What every figure states: where the runs ran and how many there are."""
+    """What a figure's caption says besides what the figure shows: where the runs ran and how
+    many there are (never drawn in the figure)."""
 
     hardware: str
-    detail: str  # e.g. "ruleset external, n = 3 studies x 5 trials"
+    detail: str  # e.g. "experiment demo, ruleset external, n = 3 studies x 5 trials"
 
-    def text(self, width_inches: float) -> str:
-        characters = max(40, int(width_inches * 17))  # ~17 characters per inch at 7 pt
-        return textwrap.fill(f"{self.hardware} · {self.detail}", characters)
+    def text(self, what: str) -> str:
+        return f"{what} Hardware: {self.hardware}. {self.detail}."
 
 
 @dataclass(frozen=True)
 class FigureData:
     """Everything a figure may draw: one scored leaderboard, its runs' evaluations (load.py's
-    table), each workload's (metric column, target value, lower is better), and the looks."""
+    table), each workload's (metric column, target value, lower is better) and budget in
+    seconds, the looks, display names and the style."""
 
     board: Leaderboard
     evaluations: pd.DataFrame
     targets: dict[str, tuple[str, float, bool]]
     looks: dict[str, Look]
     caption: Caption
+    budgets: dict[str, float] = field(default_factory=dict)
+    names: dict[str, str] = field(default_factory=dict)  # submission -> display name
+    style: Style = field(default_factory=Style)
+
+    def name(self, submission: str) -> str:
+        return self.names.get(submission, submission)
 
 
-def _new_figure(width: float, height: float, caption: Caption) -> Figure:
-    with plt.rc_context(STYLE):
-        fig = plt.figure(figsize=(width, height), layout="constrained")
-        fig.suptitle(caption.text(width), fontsize=STYLE["figure.titlesize"], color="0.25")
+# -- placing panels by hand ----------------------------------------------------------------------
+@functools.lru_cache(maxsize=4096)
+def _text_inches(text: str, size: float, family: str) -> tuple[float, float]:
+    """Width and height (descent included) of one line of text, in inches."""
+    renderer = _renderer()
+    prop = font_manager.FontProperties(family=family, size=size)
+    width, height, _ = renderer.get_text_width_height_descent(text, prop, ismath="$" in text)
+    return width / 72.0, height / 72.0
+
+
+@functools.lru_cache(maxsize=1)
+def _renderer() -> RendererAgg:
+    return RendererAgg(1, 1, 72)  # 72 dpi: one pixel is one point
+
+
+def _measure(texts: Sequence[str], size: float, style: Style) -> tuple[float, float]:
+    """The widest and tallest of `texts`, in inches (0 for none)."""
+    family = style.rc()["font.family"]
+    sizes = [_text_inches(t, size, family) for t in texts if t]
+    return max((w for w, _ in sizes), default=0.0), max((h for _, h in sizes), default=0.0)
+
+
+PAD = 0.05  # inches between a label and what it labels
+
+
+@dataclass
+class Panel:
+    """What one panel puts around its axes, known before drawing: tick labels, axis labels."""
+
+    title: str = ""
+    ylabel: str = ""
+    ytick_labels: Sequence[str] = ()
+    xtick_labels: Sequence[str] = ()
+    xlabel: str = ""
+
+    # matplotlib's defaults at these sizes: tick 2.5 pt + pad 3.5 pt = 0.085 in between axes and
+    # tick labels, 4 pt (0.056 in) between tick labels and axis label, title 6 pt (0.083 in)
+    # above the axes; a label's box is 1.2 lines tall.
+    def left(self, style: Style) -> float:
+        ticks, _ = _measure(self.ytick_labels, style.tick_size, style)
+        label = _measure([self.ylabel], style.text_size, style)[1] if self.ylabel else 0.0
+        return 0.05 + (ticks + 0.085 if ticks else 0.04) + (0.056 + 1.25 * label if label else 0.0)
+
+    def bottom(self, style: Style) -> float:
+        _, ticks = _measure(self.xtick_labels, style.tick_size, style)
+        label = _measure([self.xlabel], style.text_size, style)[1] if self.xlabel else 0.0
+        return (
+            0.02
+            + (1.2 * ticks + 0.085 if ticks else 0.02)
+            + (0.056 + 1.25 * label if label else 0.0)
+        )
+
+    def top(self, style: Style) -> float:
+        lines = self.title.count("\n") + 1 if self.title else 0
+        height = _measure(["Ag"], style.text_size, style)[1]
+        return 0.03 + (lines * 1.25 * height + 0.083 if lines else 0.0)
+
+
+def place_panels(
+    fig: Figure,
+    axes: Sequence,
+    panels: Sequence[Panel],
+    columns: int,
+    style: Style,
+    bottom_extra: float,
+    top_extra: float = 0.03,
+) -> None:
+    """Position `axes` (row by row, `columns` per row) so that each panel's labels fit beside
+    it, leaving `bottom_extra` inches at the bottom (shared x label, legend)."""
+    width, height = fig.get_size_inches()
+    rows = math.ceil(len(panels) / columns)
+    lefts = [max(p.left(style) for p in panels[c::columns]) for c in range(columns)]
+    tops = [max(p.top(style) for p in panels[r * columns : (r + 1) * columns]) for r in range(rows)]
+    bottoms = [
+        max(p.bottom(style) for p in panels[r * columns : (r + 1) * columns]) for r in range(rows)
+    ]
+    right = 0.12  # the last tick label may stick out of its axes by half its width
+    panel_width = (width - sum(lefts) - right * columns) / columns
+    panel_height = (height - bottom_extra - top_extra - sum(tops) - sum(bottoms)) / rows
+    y = height - top_extra
+    for r in range(rows):
+        y -= tops[r] + panel_height
+        x = 0.0
+        for c in range(columns):
+            x += lefts[c]
+            k = r * columns + c
+            if k < len(axes):
+                axes[k].set_position(
+                    [x / width, y / height, panel_width / width, panel_height / height]
+                )
+            x += panel_width + right
+        y -= bottoms[r]
+
+
+def fit_title(title: str, width: float, style: Style) -> str:
+    """`title`, broken over two lines at the separator nearest its middle when wider than
+    `width` inches."""
+    if _measure([title], style.text_size, style)[0] <= width:
+        return title
+    breaks = [k + 1 for k, c in enumerate(title) if c in "_ -/("]
+    if not breaks:
+        return title
+    k = min(breaks, key=lambda b: abs(b - len(title) / 2))
+    return title[:k].rstrip() + "\n" + title[k:].lstrip()
+
+
+def _columns(n_panels: int, width: float, style: Style) -> int:
+    return max(1, min(n_panels, int(width // style.panel_min_width)))
+
+
+def _new_figure(width: float, height: float, style: Style | None = None) -> Figure:
+    rc = (style or Style()).rc()
+    with plt.rc_context(rc):
+        fig = plt.figure(figsize=(width, height))
+    _RC[fig] = rc  # drawing reads some settings (fonts of formulas, PDF fonts) at draw time
     return fig
 
 
-def _bottom_legend(fig: Figure, handles: list, width: float) -> None:
-    columns = _legend_columns([h.get_label() for h in handles], width)
-    fig.legend(
-        handles=_row_major(handles, columns),
-        loc="outside lower center",
-        ncol=max(1, columns),
-        frameon=False,
-        handlelength=2.6,
-        columnspacing=1.2,
-    )
-
-
-def _legend_height(labels: Sequence[str], width: float) -> float:
-    """Inches that a bottom legend of `labels` takes: ~0.16 in per row at 7 pt."""
-    return 0.16 * math.ceil(len(labels) / _legend_columns(labels, width))
-
-
-def _legend_columns(labels: Sequence[str], width: float) -> int:
-    """The most columns whose estimated width fits in `width`: ~18 characters per inch at 7 pt,
-    plus about 8 characters of line sample and spacing per entry."""
+def _legend_rows(labels: Sequence[str], width: float, style: Style) -> tuple[int, int]:
+    """(columns, rows) of a legend of `labels` across `width` inches."""
+    sample = 0.45 if style.name == "paper" else 0.8  # line sample, spacing and padding
+    widths = [_measure([label], style.tick_size, style)[0] + sample for label in labels]
     for columns in range(len(labels), 1, -1):
         rows = math.ceil(len(labels) / columns)
-        # The widest label of each column, with labels laid out row by row (see _row_major).
-        widths = [max(len(label) for label in labels[c::columns]) + 8 for c in range(columns)]
-        if rows * columns >= len(labels) and sum(widths) <= width * 18:
-            return columns
-    return 1
+        widest = [max(widths[c::columns]) for c in range(columns)]
+        if sum(widest) <= width - 0.2:
+            return columns, rows
+    return 1, len(labels)
+
+
+def _legend_height(labels: Sequence[str], width: float, style: Style) -> float:
+    _, rows = _legend_rows(labels, width, style)
+    return rows * _measure(["Ag"], style.tick_size, style)[1] * 1.75 + 0.08
+
+
+def _bottom_legend(fig: Figure, handles: list, style: Style) -> None:
+    width = fig.get_size_inches()[0]
+    columns, _ = _legend_rows([h.get_label() for h in handles], width, style)
+    fig.legend(
+        handles=_row_major(handles, columns),
+        loc="lower center",
+        bbox_to_anchor=(0.5, 0.0),
+        ncol=columns,
+        frameon=False,
+        handlelength=2.4 if style.name == "paper" else 3.0,
+        columnspacing=1.0,
+        borderaxespad=0.2,
+    )
 
 
 def _row_major(handles: list, columns: int) -> list:
@@ -167,9 +384,53 @@ def _row_major(handles: list, columns: int) -> list:
     return [row[c] for c in range(columns) for row in grid if c < len(row)]
 
 
+def _set_ticks(axis, values: Sequence[float], labels: Sequence[str] | None = None) -> list[str]:
+    labels = list(labels) if labels is not None else [_tick_text(v) for v in values]
+    axis.set_ticks(list(values), labels)
+    return labels
+
+
+def _grid_lines(ax, x_ticks: Sequence[float] = (), y_ticks: Sequence[float] = ()) -> None:
+    """Light grid lines at the ticks, as two collections (matplotlib's grid is two lines per
+    tick, each drawn on its own)."""
+    style = {"colors": "0.88", "linewidths": 0.5, "zorder": 0}
+    if len(x_ticks):
+        ax.vlines(x_ticks, 0, 1, transform=ax.get_xaxis_transform(), **style)
+    if len(y_ticks):
+        ax.hlines(y_ticks, 0, 1, transform=ax.get_yaxis_transform(), **style)
+
+
+def _tick_text(value: float) -> str:
+    if value != 0 and (abs(value) >= 1e5 or abs(value) < 1e-3):
+        return f"{value:.0e}".replace("e+0", "e").replace("e-0", "e-")
+    return f"{value:g}"
+
+
+def _linear_ticks(low: float, high: float, bins: int = 4) -> list[float]:
+    return [float(t) for t in MaxNLocator(nbins=bins).tick_values(low, high) if low <= t <= high]
+
+
+def _log_ticks(low: float, high: float) -> list[float]:
+    """Decades in [low, high]; with fewer than three, 2 and 5 times them as well."""
+    decades = range(math.floor(math.log10(low)), math.ceil(math.log10(high)) + 1)
+    for subs in ((1.0,), (1.0, 3.0), (1.0, 2.0, 5.0)):
+        ticks = [s * 10.0**d for d in decades for s in subs if low <= s * 10.0**d <= high]
+        if len(ticks) >= 3 or subs == (1.0, 2.0, 5.0):
+            break
+    if len(ticks) > 6:
+        ticks = ticks[:: math.ceil(len(ticks) / 5)]
+    return ticks or [low, high]
+
+
 # -- performance profile -------------------------------------------------------------------------
+DODGE = 1.5  # points: the most a profile line is drawn up or down, so that equal lines show
+
+
 def profile_figure(data: FigureData) -> Figure:
-    board, looks, caption = data.board, data.looks, data.caption
+    """Performance profiles: for each submission, the fraction of workloads it reached within a
+    factor tau of the fastest submission (higher and further left is better; AlgoPerf's
+    benchmark score is the area under the curve, normalised)."""
+    board, looks, style = data.board, data.looks, data.style
     tau_max = board.settings.tau_max
     scored = board.scored_times  # the times the score uses (held-out rule, declared workloads)
     ratios = performance_ratios(scored)
@@ -177,54 +438,106 @@ def profile_figure(data: FigureData) -> Figure:
     taus = np.unique(np.concatenate([[1.0, tau_max], breaks]))
     rho = performance_profile(scored, taus)
     labels = [
-        f"{s} ({score:.3f})" for s, score in zip(board.submissions, board.scores, strict=True)
+        f"{data.name(s)} ({score:.3f})"
+        for s, score in zip(board.submissions, board.scores, strict=True)
     ]
-    with plt.rc_context(STYLE):
-        # The plot keeps its height however many submissions the legend below it lists.
-        fig = _new_figure(COLUMN_WIDTH, 2.4 + _legend_height(labels, COLUMN_WIDTH), caption)
-        ax = fig.add_subplot()
+    n = len(board.submissions)
+    dodge = np.linspace(-DODGE, DODGE, n) if n > 1 else np.zeros(1)
+    width = style.column_width
+    x_ticks = _linear_ticks(1.0, tau_max, 4)
+    panel = Panel(
+        ylabel=r"fraction of workloads, $\rho(\tau)$",
+        ytick_labels=["0", "0.5", "1"],
+        xtick_labels=[_tick_text(t) for t in x_ticks],
+        xlabel=r"$\tau$ (time-to-target / fastest)",
+    )
+    legend = _legend_height(labels, width, style)
+    height = (2.2 if style.name == "paper" else 4.0) + legend
+    with plt.rc_context(style.rc()):
+        fig = _new_figure(width, height, style)
+        ax = fig.add_axes((0, 0, 1, 1))
         handles = []
         for k, submission in enumerate(board.submissions):
             look = looks[submission]
-            (line,) = ax.step(
+            # Markers at staggered taus: lines that coincide still show every marker.
+            marks = [1.0 + (tau_max - 1.0) * (m + (k + 0.5) / n) / 4 for m in range(4)]
+            at = np.searchsorted(taus, marks, side="right") - 1
+            # Drawn a point or so up or down (the data stay the profile's).
+            shifted = transforms.offset_copy(ax.transData, fig, y=dodge[k], units="points")
+            ax.step(
                 taus,
                 rho[k],
                 where="post",
                 color=look.color,
                 linestyle=look.linestyle,
                 label=labels[k],
+                transform=shifted,
             )
-            handles.append(line)
+            ax.plot(
+                marks,
+                rho[k][at],
+                linestyle="none",
+                marker=look.marker,
+                color=look.color,
+                markersize=style.rc()["lines.markersize"] * 0.8,
+                transform=shifted,
+            )
+            handles.append(
+                Line2D(
+                    [],
+                    [],
+                    color=look.color,
+                    linestyle=look.linestyle,
+                    marker=look.marker,
+                    markersize=3,
+                    label=labels[k],
+                )
+            )
         ax.set_xlim(1.0, tau_max)
-        ax.set_ylim(-0.03, 1.03)
-        ax.set_xlabel(r"$\tau$ (time-to-target / fastest)")
-        ax.set_ylabel(r"fraction of workloads, $\rho(\tau)$")
-        _bottom_legend(fig, handles, COLUMN_WIDTH)
+        ax.set_ylim(-0.04, 1.04)
+        _set_ticks(ax.xaxis, x_ticks)
+        _set_ticks(ax.yaxis, [0.0, 0.5, 1.0], panel.ytick_labels)
+        _grid_lines(ax, x_ticks, [0.0, 0.5, 1.0])
+        ax.set_xlabel(panel.xlabel)
+        ax.set_ylabel(panel.ylabel)
+        place_panels(fig, [ax], [panel], 1, style, bottom_extra=legend)
+        _bottom_legend(fig, handles, style)
     return fig
 
 
 # -- validation curves ---------------------------------------------------------------------------
-def _grid(board: Leaderboard) -> tuple[int, int]:
-    columns = min(len(board.workloads), MAX_COLUMNS)
-    return math.ceil(len(board.workloads) / columns), columns
+METRIC_WORDS = {
+    "mse": "MSE",
+    "wer": "WER",
+    "ssim": "SSIM",
+    "bleu": "BLEU",
+    "ctc_loss": "CTC loss",
+    "mean_average_precision": "mAP",
+    "error_rate": "error rate",
+    "loss": "loss",
+}
+# Bounded metrics (accuracies, rates, scores in [0, 1] or [0, 100]) on a linear axis; every
+# other lower-is-better metric (losses, MSE, perplexity) on a log axis: the rule is the
+# metric's, so a workload has the same y scale in every report.
+BOUNDED = ("accuracy", "error", "rate", "wer", "ssim", "precision", "bleu", "auc", "f1")
 
 
-def _band(curves: list[tuple[np.ndarray, np.ndarray]], log_x: bool, points: int = 200):
+def metric_label(metric: str) -> str:
+    name = metric.removeprefix("validation/").removeprefix("test/")
+    return "validation " + METRIC_WORDS.get(name, name.replace("_", " "))
+
+
+def y_scale(metric: str, lower_is_better: bool) -> str:
+    name = metric.removeprefix("validation/")
+    return "log" if lower_is_better and not any(b in name for b in BOUNDED) else "linear"
+
+
+def _band(curves: list[tuple[np.ndarray, np.ndarray]], grid: np.ndarray):
     """Median and min-max over runs on a shared x grid. Outside its own evaluations a run holds
     its nearest value: its first evaluation before it (so a run evaluated later than the others
     cannot make the median jump) and its last after it stopped at the target or the budget."""
-    x_min = min(float(x.min()) for x, _ in curves)
-    x_max = max(float(x.max()) for x, _ in curves)
-    grid = np.geomspace(x_min, x_max, points) if log_x else np.linspace(x_min, x_max, points)
     ys = np.array([np.interp(grid, x, y) for x, y in curves])  # np.interp holds the end values
-    return grid, np.median(ys, axis=0), ys.min(axis=0), ys.max(axis=0)
-
-
-def _wants_log_x(curves: list[tuple[np.ndarray, np.ndarray]]) -> bool:
-    """Log x when runs end over more than a decade (fast reachers beside runs to the budget)."""
-    ends = [float(x.max()) for x, _ in curves]
-    starts = [float(x.min()) for x, _ in curves]
-    return min(starts) > 0 and max(ends) / min(ends) > 10
+    return np.median(ys, axis=0), ys.min(axis=0), ys.max(axis=0)
 
 
 def _run_rows(evaluations: pd.DataFrame, run_ids: Sequence[str]) -> dict[str, np.ndarray]:
@@ -267,160 +580,357 @@ def _study_curves(
     return curves
 
 
-def curves_figure(data: FigureData, x_axis: str) -> Figure:
-    """Validation metric of each study's best trial against submission time or steps: the
-    median over studies as a line, their range as a band."""
-    board, evaluations, targets, looks, caption = (
-        data.board,
-        data.evaluations,
-        data.targets,
-        data.looks,
-        data.caption,
-    )
+def _limits(values: np.ndarray, target: float, scale: str) -> tuple[float, float]:
+    """y limits around the data and the target, with the target at least 8 % inside."""
+    values = values[np.isfinite(values)]
+    if scale == "log":
+        values = values[values > 0]
+    values = np.append(values, target)
+    if scale == "log":
+        low, high = math.log10(values.min()), math.log10(values.max())
+    else:
+        low, high = float(values.min()), float(values.max())
+    pad = 0.08 * (high - low) or (0.1 if scale == "log" else abs(high) * 0.1 or 1.0)
+    low, high = low - pad, high + pad
+    return (10.0**low, 10.0**high) if scale == "log" else (low, high)
+
+
+@dataclass
+class _CurvePanel:
+    workload: str
+    panel: Panel
+    draw: Callable | None  # draws the data once the axes exist
+    shows_budget: bool = False
+
+
+def _curve_panel(
+    data: FigureData, workload: str, x_axis: str, by_run, title_width: float
+) -> _CurvePanel:
+    board = data.board
+    if workload not in data.targets:  # a declared workload nobody ran
+        return _CurvePanel(
+            workload, Panel(title=fit_title(workload, title_width, data.style)), None
+        )
+    metric, target, lower_is_better = data.targets[workload]
     x_column = {"time": "accumulated_submission_time", "steps": "global_step"}[x_axis]
-    caption = replace(caption, detail=f"{caption.detail} · line: median, band: range over studies")
-    rows, columns = _grid(board)
-    by_run = _run_rows(evaluations, board.studies["run_id"].dropna().astype(str).unique())
-    with plt.rc_context(STYLE):
-        legend = _legend_height([*board.submissions, "target"], FULL_WIDTH)
-        fig = _new_figure(FULL_WIDTH, 0.75 + 1.75 * rows + legend, caption)
-        axes = fig.subplots(rows, columns, squeeze=False).ravel()
-        for ax in axes[len(board.workloads) :]:
-            ax.set_visible(False)
-        for ax, workload in zip(axes, board.workloads, strict=False):
-            if workload not in targets:  # a declared workload nobody ran
-                ax.set_title(workload)
-                ax.text(0.5, 0.5, "no runs", ha="center", va="center", transform=ax.transAxes)
-                continue
-            metric, target, lower_is_better = targets[workload]
-            curves = _study_curves(board, evaluations, by_run, workload, metric, x_column)
-            every = [c for runs in curves.values() for c in runs]
-            log_x = bool(every) and _wants_log_x(every)
-            # Bands stack: fainter the more there are, and always under every line.
-            band_alpha = min(0.18, 0.6 / max(1, len(curves)))
-            for submission in board.submissions:
-                if submission not in curves:
-                    continue
-                look = looks[submission]
-                grid, middle, low, high = _band(curves[submission], log_x)
-                ax.plot(grid, middle, color=look.color, linestyle=look.linestyle, zorder=3)
-                if len(curves[submission]) > 1:
-                    ax.fill_between(
-                        grid, low, high, color=look.color, alpha=band_alpha, linewidth=0, zorder=1
+    curves = _study_curves(board, data.evaluations, by_run, workload, metric, x_column)
+    every = [c for runs in curves.values() for c in runs]
+    budget = data.budgets.get(workload, math.inf) if x_axis == "time" else math.inf
+    x_max = max((float(x.max()) for x, _ in every), default=1.0) or 1.0
+    show_budget = math.isfinite(budget) and budget <= 2 * x_max
+    x_right = max(x_max, budget if show_budget else 0.0) * 1.03
+    grid = np.linspace(0.0, x_right, 240)
+    bands = {s: _band(c, grid) for s, c in curves.items()}
+    values = np.concatenate([np.concatenate(b) for b in bands.values()]) if bands else np.array([])
+    scale = y_scale(metric, lower_is_better)
+    if scale == "log" and (values[np.isfinite(values)] <= 0).any():
+        scale = "linear"  # a log axis cannot show zero or less
+    y_low, y_high = _limits(values, target, scale)
+    y_ticks = _log_ticks(y_low, y_high) if scale == "log" else _linear_ticks(y_low, y_high)
+    x_ticks = _linear_ticks(0.0, x_right, 3)
+    panel = Panel(
+        title=fit_title(workload, title_width, data.style),
+        ylabel=metric_label(metric),
+        ytick_labels=[_tick_text(t) for t in y_ticks],
+        xtick_labels=[_tick_text(t) for t in x_ticks],
+    )
+    # The median time-to-target of the table, on the target line: where the table's number is.
+    j = board.workloads.index(workload)
+
+    def draw(ax) -> None:
+        # One collection of bands and one of lines per panel: a few artists instead of two per
+        # submission (a 16-panel grid of 17 submissions draws much faster).
+        shown = [s for s in board.submissions if s in bands]
+        looks = [data.looks[s] for s in shown]
+        band_alpha = min(0.18, 0.6 / max(1, len(shown)))  # fainter the more bands overlap
+        spread = [k for k, s in enumerate(shown) if len(curves[s]) > 1]
+        ax.add_collection(
+            PolyCollection(
+                [
+                    np.column_stack(
+                        [
+                            np.r_[grid, grid[::-1]],
+                            np.r_[bands[shown[k]][1], bands[shown[k]][2][::-1]],
+                        ]
                     )
-            ax.axhline(target, **TARGET_STYLE)
-            ax.set_title(workload)
-            ax.set_ylabel(metric.removeprefix("validation/"))
-            ax.set_xlabel("submission time (s)" if x_axis == "time" else "step")
-            if log_x:
-                ax.set_xscale("log")
-            else:
-                ax.xaxis.set_major_locator(MaxNLocator(nbins=4))
-            values = np.concatenate([y for _, y in every]) if every else np.array([])
-            if lower_is_better and _wants_log(values, target):
-                ax.set_yscale("log")
-                ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
-                ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-                ax.yaxis.set_minor_formatter(NullFormatter())
-        handles = [
-            Line2D([], [], color=looks[s].color, linestyle=looks[s].linestyle, label=s)
-            for s in board.submissions
-        ]
-        handles.append(Line2D([], [], **TARGET_STYLE, label="target"))
-        _bottom_legend(fig, handles, FULL_WIDTH)
+                    for k in spread
+                ],
+                facecolors=[looks[k].color for k in spread],
+                alpha=band_alpha,
+                linewidths=0,
+                zorder=1,
+            ),
+            autolim=False,
+        )
+        ax.add_collection(
+            LineCollection(
+                [np.column_stack([grid, bands[s][0]]) for s in shown],
+                colors=[look.color for look in looks],
+                linestyles=[look.linestyle for look in looks],
+                linewidths=matplotlib.rcParams["lines.linewidth"],
+                zorder=3,
+            ),
+            autolim=False,
+        )
+        if x_axis == "time" and board.settings.unit == "seconds":
+            for submission, look in zip(shown, looks, strict=True):
+                median = board.times[board.index(submission), j]
+                if np.isfinite(median):
+                    ax.plot(
+                        [median],
+                        [target],
+                        marker=look.marker,
+                        color=look.color,
+                        markersize=3.5,
+                        zorder=4,
+                        linestyle="none",
+                        clip_on=False,
+                    )
+        ax.axhline(target, **TARGET_STYLE, zorder=2)
+        if show_budget:
+            ax.axvline(budget, **BUDGET_STYLE, zorder=2)
+            if x_right > budget:
+                ax.axvspan(budget, x_right, **PAST_BUDGET)
+        ax.set_yscale(scale)
+        ax.set_xlim(0.0, x_right)
+        ax.set_ylim(y_low, y_high)
+        _set_ticks(ax.yaxis, y_ticks, panel.ytick_labels)
+        _set_ticks(ax.xaxis, x_ticks, panel.xtick_labels)
+        ax.yaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+        _grid_lines(ax, x_ticks, y_ticks)
+
+    return _CurvePanel(workload, panel, draw, show_budget)
+
+
+def _curves_figure(data: FigureData, x_axis: str) -> Figure:
+    board, style = data.board, data.style
+    width = style.full_width
+    columns = _columns(len(board.workloads), width, style)
+    rows = math.ceil(len(board.workloads) / columns)
+    by_run = _run_rows(data.evaluations, board.studies["run_id"].dropna().astype(str).unique())
+    title_width = width / columns - 0.6  # less the y labels' room, about
+    panels = [_curve_panel(data, w, x_axis, by_run, title_width) for w in board.workloads]
+    handles = [
+        Line2D(
+            [], [], color=data.looks[s].color, linestyle=data.looks[s].linestyle, label=data.name(s)
+        )
+        for s in board.submissions
+    ]
+    handles.append(Line2D([], [], **TARGET_STYLE, label="target"))
+    if x_axis == "time":
+        handles.append(
+            Line2D(
+                [],
+                [],
+                marker="o",
+                color="0.3",
+                linestyle="none",
+                markersize=3,
+                label="median time-to-target",
+            )
+        )
+        if any(c.shows_budget for c in panels):
+            handles.append(Line2D([], [], **BUDGET_STYLE, label="budget"))
+    legend = _legend_height([h.get_label() for h in handles], width, style)
+    xlabel = "submission time (s)" if x_axis == "time" else "step"
+    label_height = _measure([xlabel], style.text_size, style)[1] + PAD
+    height = rows * (style.panel_height + 0.45) + legend + label_height
+    with plt.rc_context(style.rc()):
+        fig = _new_figure(width, height, style)
+        axes = [fig.add_axes((0, 0, 1, 1)) for _ in panels]
+        for ax, curve in zip(axes, panels, strict=True):
+            ax.set_title(curve.panel.title)
+            if curve.draw is None:
+                ax.text(0.5, 0.5, "no runs", ha="center", va="center", transform=ax.transAxes)
+                ax.set_xticks([])
+                ax.set_yticks([])
+                continue
+            curve.draw(ax)
+            ax.set_ylabel(curve.panel.ylabel)
+        place_panels(
+            fig, axes, [c.panel for c in panels], columns, style, bottom_extra=legend + label_height
+        )
+        fig.text(0.5, legend / height, xlabel, ha="center", va="bottom")
+        _bottom_legend(fig, handles, style)
     return fig
 
 
-def _wants_log(values: np.ndarray, target: float) -> bool:
-    values = values[np.isfinite(values)]
-    return bool(len(values)) and values.min() > 0 and target > 0 and values.max() / target > 5
+def curves_time_figure(data: FigureData) -> Figure:
+    """Validation metric of each study's best trial against submission time: the median over
+    studies as a line, their range as a band; the dashed line is the target, the marker on it
+    the median time-to-target of the table, the shading the time past the budget (evaluations
+    there do not count)."""
+    return _curves_figure(data, "time")
+
+
+def curves_steps_figure(data: FigureData) -> Figure:
+    """Validation metric of each study's best trial against training steps: the median over
+    studies as a line, their range as a band; the dashed line is the target."""
+    return _curves_figure(data, "steps")
 
 
 # -- time-to-target with intervals ---------------------------------------------------------------
+NEVER = 0.22  # the "not reached" region's width, as a fraction of the finite range
+
+
 def time_to_target_figure(data: FigureData) -> Figure:
-    """Per workload: each study's time (small hollow marks), the median (filled) and its
-    bootstrap interval (bar). Never-reached values sit at the right, past a gap, at the ∞ tick."""
-    board, looks, caption = data.board, data.looks, data.caption
-    rows, columns = _grid(board)
-    height = 0.9 + rows * (0.45 + 0.2 * len(board.submissions))
-    with plt.rc_context(STYLE):
-        fig = _new_figure(FULL_WIDTH, height, caption)
-        axes = fig.subplots(rows, columns, squeeze=False, sharey=True).ravel()
-        for ax in axes[len(board.workloads) :]:
-            ax.set_visible(False)
-        for j, ax in enumerate(axes[: len(board.workloads)]):
-            _time_panel(ax, board, j, looks)
-        axes[0].set_yticks(np.arange(len(board.submissions))[::-1], board.submissions)
-        median = Line2D([], [], color="0.3", marker="o", markersize=4)
-        median.set_label(f"median, {board.settings.confidence:.0%} bootstrap CI")
-        study = Line2D([], [], color="0.3", marker="o", markersize=3, linestyle="none")
-        study.set(markerfacecolor="none", label="one study's best trial")
-        _bottom_legend(fig, [median, study], FULL_WIDTH)
+    """Time-to-target per workload: each study's best trial (small hollow marks), the median
+    over studies (filled) and its bootstrap interval (bar); the vertical line is the budget,
+    the shaded region on the right holds studies that never reached the target."""
+    board, style = data.board, data.style
+    width = style.full_width
+    columns = _columns(len(board.workloads), width, style)
+    rows = math.ceil(len(board.workloads) / columns)
+    names = [data.name(s) for s in board.submissions]
+    unit = board.settings.unit
+    xlabel = "steps-to-target" if unit == "steps" else f"time-to-target ({UNITS[unit][0]})"
+    panels, limits = [], []
+    title_width = (width - _measure(names, style.tick_size, style)[0]) / columns - 0.3
+    for j, workload in enumerate(board.workloads):
+        studies = board.studies[board.studies["workload"] == workload]
+        shown = [*board.times_ci[:, :, j].ravel(), *board.times[:, j], *studies["time_to_target"]]
+        finite = max((t for t in shown if np.isfinite(t)), default=0.0)
+        budget = data.budgets.get(workload, math.inf) if unit == "seconds" else math.inf
+        top = budget if math.isfinite(budget) else (finite * 1.1 or 1.0)
+        ticks = _linear_ticks(0.0, top, 3)
+        limits.append((top, budget, ticks))
+        panels.append(
+            Panel(
+                title=fit_title(workload, title_width, style),
+                ytick_labels=names if j % columns == 0 else (),
+                xtick_labels=[_tick_text(t) for t in ticks] + ["∞"],
+            )
+        )
+    per_panel = 0.3 + (0.17 if style.name == "paper" else 0.3) * len(board.submissions)
+    handles = [
+        Line2D(
+            [],
+            [],
+            color="0.3",
+            marker="o",
+            markersize=4,
+            label=f"median, {board.settings.confidence:.0%} bootstrap CI",
+        ),
+        Line2D(
+            [],
+            [],
+            color="0.3",
+            marker="o",
+            markersize=3,
+            linestyle="none",
+            markerfacecolor="none",
+            label="one study's best trial",
+        ),
+        Patch(color=PAST_BUDGET["color"], label="∞: target not reached"),
+    ]
+    if any(math.isfinite(budget) for _, budget, _ in limits):
+        handles.insert(2, Line2D([], [], **BUDGET_STYLE, label="budget"))
+    legend = _legend_height([h.get_label() for h in handles], width, style)
+    label_height = _measure([xlabel], style.text_size, style)[1] + PAD
+    height = rows * (per_panel + 0.45) + legend + label_height
+    with plt.rc_context(style.rc()):
+        fig = _new_figure(width, height, style)
+        axes = [fig.add_axes((0, 0, 1, 1)) for _ in panels]
+        for j, ax in enumerate(axes):
+            _time_panel(ax, data, j, limits[j], show_names=j % columns == 0)
+            ax.set_title(panels[j].title)
+        place_panels(fig, axes, panels, columns, style, bottom_extra=legend + label_height)
+        fig.text(0.5, legend / height, xlabel, ha="center", va="bottom")
+        _bottom_legend(fig, handles, style)
     return fig
 
 
-def _time_panel(ax, board: Leaderboard, j: int, looks: dict[str, Look]) -> None:
+def _time_panel(ax, data: FigureData, j: int, limit, show_names: bool) -> None:
+    board, looks = data.board, data.looks
+    top, budget, ticks = limit
+    never = top * (1 + NEVER / 2)  # where inf is drawn: the middle of the shaded region
     workload = board.workloads[j]
     studies = board.studies[board.studies["workload"] == workload]
-    shown = [*board.times_ci[:, :, j].ravel(), *board.times[:, j], *studies["time_to_target"]]
-    top = max((t for t in shown if np.isfinite(t)), default=1.0)
-    never = 1.3 * top  # where inf is drawn
+    by_submission = {
+        s: group["time_to_target"].to_numpy(float) for s, group in studies.groupby("submission")
+    }
+    n = len(board.submissions)
+    # Three collections per panel (study marks, intervals, medians), not artists per
+    # submission: the rows are named, so one marker shape serves every submission here.
+    marks_x, marks_y, marks_c, bars, colors, medians = [], [], [], [], [], []
     for i, submission in enumerate(board.submissions):
-        look, y = looks[submission], len(board.submissions) - 1 - i
-        per_study = studies.loc[studies["submission"] == submission, "time_to_target"]
-        ax.plot(
-            np.where(np.isfinite(per_study), per_study, never),
-            np.full(len(per_study), y + 0.22),
-            linestyle="none",
-            marker=look.marker,
-            markersize=3,
-            markerfacecolor="none",
-            color=look.color,
-            alpha=0.8,
-        )
+        color, y = looks[submission].color, n - 1 - i
+        per_study = by_submission.get(submission, np.array([]))
+        # Studies spread over a band above their median, so that equal times stay visible.
+        lift = 0.16 + 0.2 * np.linspace(0, 1, len(per_study)) if len(per_study) > 1 else 0.26
+        marks_x += np.where(np.isfinite(per_study), per_study, never).tolist()
+        marks_y += (y + np.broadcast_to(lift, per_study.shape)).tolist()
+        marks_c += [color] * len(per_study)
         if board.n_studies[i, j] == 0:
             continue
-        low, high = (np.where(np.isfinite(v), v, never) for v in board.times_ci[:, i, j])
-        middle = board.times[i, j] if np.isfinite(board.times[i, j]) else never
-        ax.errorbar(
-            middle,
-            y,
-            xerr=[[middle - low], [high - middle]],
-            color=look.color,
-            marker=look.marker,
-            markersize=4.5,
-            capsize=2,
-            linewidth=1.1,
+        low, high = (float(np.where(np.isfinite(v), v, never)) for v in board.times_ci[:, i, j])
+        bars.append([(low, y), (high, y)])
+        colors.append(color)
+        medians.append((board.times[i, j] if np.isfinite(board.times[i, j]) else never, y))
+    size = matplotlib.rcParams["lines.markersize"]
+    if marks_x:
+        ax.scatter(
+            marks_x,
+            marks_y,
+            s=(0.65 * size) ** 2,
+            facecolors="none",
+            edgecolors=marks_c,
+            linewidths=0.6,
+            alpha=0.8,
+            zorder=2,
         )
-    ticks = [t for t in MaxNLocator(nbins=3).tick_values(0, top) if 0 <= t <= top * 1.05]
-    ax.set_xticks([*ticks, never], [*(f"{t:g}" for t in ticks), "∞"])
-    ax.axvline(1.15 * top, color="0.75", linewidth=0.6, linestyle=":")  # finite | never
-    ax.set_xlim(0, 1.42 * top)
-    ax.set_ylim(-0.6, len(board.submissions) - 0.2)
-    ax.set_title(workload)
-    unit = board.settings.unit
-    ax.set_xlabel("steps-to-target" if unit == "steps" else f"time-to-target ({UNITS[unit][0]})")
-    ax.grid(axis="y", visible=False)
+    if bars:
+        ax.add_collection(
+            LineCollection(bars, colors=colors, linewidths=1.0, zorder=2), autolim=False
+        )
+        caps = [point for bar in bars for point in bar]
+        ax.scatter(
+            *zip(*caps, strict=True),
+            marker="|",
+            s=9,
+            linewidths=0.8,
+            zorder=2,
+            c=[c for c in colors for _ in range(2)],
+        )
+        ax.scatter(*zip(*medians, strict=True), s=size**2, c=colors, zorder=3, linewidths=0)
+    ax.axvspan(top, top * (1 + NEVER), **PAST_BUDGET)
+    if math.isfinite(budget):
+        ax.axvline(budget, **BUDGET_STYLE)
+    _set_ticks(ax.xaxis, [*ticks, never], [*(_tick_text(t) for t in ticks), "∞"])
+    ax.set_xlim(0, top * (1 + NEVER))
+    ax.set_ylim(-0.6, n - 0.3)
+    if show_names:  # the other panels of a row share these rows: no ticks at all (cheaper)
+        _set_ticks(ax.yaxis, list(range(n - 1, -1, -1)), [data.name(s) for s in board.submissions])
+    else:
+        ax.set_yticks([])
+    _grid_lines(ax, ticks)
     ax.tick_params(axis="y", length=0)
 
 
 # -- the report's figures: name -> function; the report saves each as <name>.pdf and .png -------
 FIGURES: dict[str, Callable[[FigureData], Figure]] = {
     "performance_profile": profile_figure,
-    "curves_time": functools.partial(curves_figure, x_axis="time"),
-    "curves_steps": functools.partial(curves_figure, x_axis="steps"),
+    "curves_time": curves_time_figure,
+    "curves_steps": curves_steps_figure,
     "time_to_target": time_to_target_figure,
 }
+
+
+def caption(name: str, data: FigureData) -> str:
+    """The caption of FIGURES[name]: what it shows (its docstring), then where and how many."""
+    what = " ".join((FIGURES[name].__doc__ or "").split())
+    return data.caption.text(what)
 
 
 # -- checks and saving ---------------------------------------------------------------------------
 # The PNG that layout_problems drew, by figure, until save writes it (or the figure is gone).
 _DRAWN: weakref.WeakKeyDictionary[Figure, bytes] = weakref.WeakKeyDictionary()
+_RC: weakref.WeakKeyDictionary[Figure, dict] = weakref.WeakKeyDictionary()
 
 
 def _visible_texts(fig: Figure) -> list[Text]:
     """Every piece of text that is drawn: titles, axis labels, tick labels in view, legends."""
-    texts: list[Text] = [*fig.texts]  # includes the suptitle
+    texts: list[Text] = [*fig.texts]
     for legend in fig.legends:
         texts += legend.get_texts()
     for ax in fig.axes:
@@ -442,17 +952,15 @@ def _visible_texts(fig: Figure) -> list[Text]:
 def layout_problems(fig: Figure) -> list[str]:
     """Texts that overlap each other or stick out of the figure (empty list: none).
 
-    Lays the figure out and draws it once, as its PNG, measuring the texts in that very drawing;
-    save() writes that PNG, and the PDF in the same layout, unless the figure changed in
-    between: what was checked is what is saved, and a figure is laid out once and drawn twice
-    (savefig alone lays out and draws twice per file)."""
+    Draws the figure once, as its PNG, measuring the texts in that very drawing; save() writes
+    that PNG unless the figure changed in between: what was checked is what is saved."""
     measured: list[list[str]] = []
     connection = fig.canvas.mpl_connect(
         "draw_event", lambda event: measured.append(_problems(fig, event.renderer))
     )
     png = io.BytesIO()
     try:
-        with plt.rc_context(STYLE), _laid_out(fig, PNG_DPI):
+        with plt.rc_context(_RC.get(fig, {})), _no_layout_engine(fig):
             fig.savefig(png, format="png", dpi=PNG_DPI)
     finally:
         fig.canvas.mpl_disconnect(connection)
@@ -498,24 +1006,15 @@ def _overlapping_pairs(boxes: list) -> list[tuple[int, int]]:
 
 
 @contextlib.contextmanager
-def _laid_out(fig: Figure, dpi: float | None):
-    """The figure in the layout its engine makes at `dpi` (None: as last laid out), with the
-    engine set aside meanwhile. With an engine set, savefig lays the figure out and draws it,
-    without painting, before each file's own draw, which lays it out again (matplotlib's
-    print_figure): four layouts and four draws for a PDF and a PNG."""
+def _no_layout_engine(fig: Figure):
+    """A figure built elsewhere with a layout engine is laid out once, then drawn as it is:
+    with an engine set, savefig lays the figure out again before every file."""
     engine = fig.get_layout_engine()
     if engine is None:
         yield
         return
-    if dpi is not None:
-        shown = fig.dpi
-        fig.dpi = dpi  # text sizes in pixels, so the layout, may differ by a pixel with the dpi
-        try:
-            engine.execute(fig)
-        finally:
-            fig.dpi = shown
-    with plt.rc_context({"figure.autolayout": False, "figure.constrained_layout.use": False}):
-        fig.set_layout_engine(None)  # None, not "none": a placeholder engine still predraws
+    engine.execute(fig)
+    fig.set_layout_engine(None)
     try:
         yield
     finally:
@@ -527,12 +1026,66 @@ def save(fig: Figure, folder: Path, name: str) -> list[Path]:
     figure. The PNG is layout_problems's drawing when the figure has not changed since."""
     paths = [folder / f"{name}.pdf", folder / f"{name}.png"]
     png = _DRAWN.pop(fig, None)
-    fresh = png is not None and not fig.stale
-    with plt.rc_context(STYLE), _laid_out(fig, None if fresh else PNG_DPI):
-        if fresh:
+    with plt.rc_context(_RC.get(fig, Style().rc())), _no_layout_engine(fig):
+        if png is not None and not fig.stale:
             paths[1].write_bytes(png)
         else:
             fig.savefig(paths[1], dpi=PNG_DPI)
         fig.savefig(paths[0])
     plt.close(fig)
     return paths
+
+
+# -- drawing many figures ------------------------------------------------------------------------
+# (figure name, file name without extension, its data)
+Job = tuple[str, str, FigureData]
+PARALLEL_FROM = 150  # panels x submissions over all jobs from which drawing is parallel
+MAX_WORKERS = 4
+
+
+def job_size(jobs: Sequence[Job]) -> int:
+    """Roughly what drawing `jobs` costs: panels times submissions."""
+    return sum(len(d.board.workloads) * len(d.board.submissions) for _, _, d in jobs)
+
+
+def start_workers(jobs: int | None = None) -> concurrent.futures.ProcessPoolExecutor | None:
+    """Processes that draw figures, started now so that they import matplotlib while this
+    process scores (spawned, not forked: the parent has BLAS and Arrow threads). None on one
+    core."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    workers = min(MAX_WORKERS, cores or 1, jobs or MAX_WORKERS)
+    if workers < 2:
+        return None
+    pool = concurrent.futures.ProcessPoolExecutor(
+        workers, mp_context=multiprocessing.get_context("spawn")
+    )
+    for _ in range(workers):
+        pool.submit(_warm)
+    return pool
+
+
+def _warm() -> None:
+    pass  # importing this module (matplotlib, pandas) is the work
+
+
+def render(
+    name: str, filename: str, data: FigureData, folder: Path
+) -> tuple[list[Path], list[str]]:
+    """Draw FIGURES[name], check its layout and save it: (paths, layout problems)."""
+    fig = FIGURES[name](data)
+    problems = layout_problems(fig)
+    return save(fig, folder, filename), problems
+
+
+def render_all(
+    jobs: Sequence[Job],
+    folder: Path,
+    pool: concurrent.futures.ProcessPoolExecutor | None = None,
+) -> list[tuple[list[Path], list[str]]]:
+    """render() every job, in `pool` when one is given, in order."""
+    if pool is None:
+        return [render(name, filename, data, folder) for name, filename, data in jobs]
+    # Biggest first, so that no worker is left with a large figure at the end.
+    order = sorted(range(len(jobs)), key=lambda k: -job_size([jobs[k]]))
+    futures = {k: pool.submit(render, *jobs[k], folder) for k in order}
+    return [futures[k].result() for k in range(len(jobs))]
