@@ -70,7 +70,7 @@ def test_tables_name_hardware_and_n_and_hold_the_scores(grid, capsys):
     latex = (out / "leaderboard.tex").read_text()
     for text in (markdown, latex):
         assert "Synthetic CPU x4 threads" in text
-        assert "n = 3 studies per submission and workload, 5 trial(s) per study, 90 runs" in text
+        assert "n = 3 studies per submission and workload, 5 trials per study, 90 runs" in text
     assert "sgd\\_nesterov" in latex and "\\toprule" in latex and "$\\infty$" in latex
 
 
