@@ -477,7 +477,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "results_dirs",
         type=Path,
-        nargs="+",
+        nargs="*",  # checked below, so that a folder taken by --names gets a clear message
         metavar="RESULTS_DIR",
         help="one or more folders of runs, e.g. results/demo, or results/baselines results/ours "
         "to pool two sweeps into one report",
@@ -584,16 +584,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error("need --tau-max > 1, 0 < --confidence < 1 and --resamples >= 1")
     if args.normalize and args.unit == "steps":
         parser.error("--normalize converts seconds; steps need no conversion: use one of them")
-    if len(args.results_dirs) > 1 and args.out is None:
-        parser.error(
-            f"{len(args.results_dirs)} results folders are pooled into one report: say where it "
-            "goes with --out DIR (nothing is written into the results folders)"
-        )
     bad = [pair for pair in args.names if "=" not in pair or not pair.split("=", 1)[0]]
     if bad:
         parser.error(
             f"--names takes NAME=DISPLAY pairs; {bad[0]!r} is not one (put the results folders "
-            "before --names, or end the list with --)"
+            "before --names)"
+        )
+    if not args.results_dirs:
+        parser.error("give at least one results folder, e.g. results/demo")
+    if len(args.results_dirs) > 1 and args.out is None:
+        parser.error(
+            f"{len(args.results_dirs)} results folders are pooled into one report: say where it "
+            "goes with --out DIR (nothing is written into the results folders)"
         )
     return args
 
@@ -660,6 +662,18 @@ def load_runs(results_dir: Path, use_cache: bool) -> load.Results | None:
             )
         return None
     return loaded
+
+
+def why_separate(groups: list[Group], by_experiment: bool) -> str:
+    """'fixed, self: different rulesets are different games' and the like."""
+    reasons = []
+    if len({g.context.ruleset for g in groups}) > 1:
+        reasons.append("different rulesets are different games")
+    if len({g.context.hardware_text() for g in groups}) > 1:
+        reasons.append("different hardware: --mix-hardware pools it")
+    if by_experiment:
+        reasons.append("--by-experiment keeps experiments apart")
+    return ", ".join(g.context.name for g in groups) + ": " + "; ".join(reasons)
 
 
 def load_all(folders: Sequence[Path], use_cache: bool) -> load.Results | None:
@@ -731,12 +745,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     if len(groups) > 1:
-        warn(
-            f"{len(groups)} separate leaderboards ({', '.join(g.context.name for g in groups)}): "
-            "different rulesets are different games"
-            + ("" if args.mix_hardware else "; different hardware: --mix-hardware pools it")
-            + ("; --by-experiment keeps experiments apart" if args.by_experiment else "")
-        )
+        warn(f"{len(groups)} separate leaderboards ({why_separate(groups, args.by_experiment)})")
     for group in groups:
         if group.context.pooled_text():
             print(f"leaderboard {group.context.label()}: {group.context.pooled_text()}")
