@@ -24,6 +24,9 @@ from harness import results
 from harness.report import comparison, figures, hyperparameters, load, pooling, scoring, tables
 
 RUN_LIST_LIMIT = 5  # run folders named in one warning line; the rest are counted
+# Columns of leaderboard.tex that fit one column of a two-column paper (3.3 in) at \small
+# with intervals: submission, score, speedup and two workloads, measured with pdflatex.
+ONE_COLUMN_LIMIT = 5
 
 
 @dataclass
@@ -752,6 +755,13 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out or folders[0] / "report"
     out.mkdir(parents=True, exist_ok=True)
     written = write_tables(groups, out, wide=args.wide)
+    for group in groups:
+        columns = 2 + (group.board.speedup is not None) + len(group.board.workloads)
+        if not args.wide and columns > ONE_COLUMN_LIMIT:
+            warn(
+                f"leaderboard.tex ({group.context.label()}): {columns} columns are likely wider "
+                "than one column of a two-column paper; --wide makes it a table* (full width)"
+            )
     sections = [(g.context.title(), g.runs, g.board.studies) for g in groups]
     written.append(out / "comparison.md")
     source = ", ".join(folder.as_posix() for folder in folders)
