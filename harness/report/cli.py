@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import re
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -63,36 +62,6 @@ def label_workloads_by_target(runs: pd.DataFrame) -> pd.DataFrame:
             )
         ]
     return runs
-
-
-def split_groups(
-    runs: pd.DataFrame, mix_hardware: bool, by_experiment: bool = False
-) -> list[tuple[dict[str, str], pd.DataFrame]]:
-    """(what the leaderboard is, its runs): one per ruleset (different games are never pooled)
-    and hardware (unless mix_hardware), and per experiment only with by_experiment; otherwise
-    the experiments and folders of a ruleset pool (pooling.check says whether they may)."""
-    keys = (["experiment_name"] if by_experiment else []) + ["ruleset"]
-    keys += [] if mix_hardware else ["hardware"]
-    return [
-        (dict(zip(keys, map(str, values), strict=True)), group)
-        for values, group in runs.groupby(keys, sort=True)
-    ]
-
-
-def slug(text: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "x"
-
-
-def group_names(keys: list[dict[str, str]]) -> list[str]:
-    """A short readable name per leaderboard from what tells them apart (the ruleset, the
-    hardware, the experiment), for section titles and file suffixes; '' when there is one."""
-    if len(keys) < 2:
-        return [""] * len(keys)
-    varying = [k for k in keys[0] if len({key[k] for key in keys}) > 1]
-    names = [slug("-".join(key[k] for k in varying)) for key in keys]
-    if len(set(names)) < len(names):  # two fingerprints that differ only in punctuation
-        names = [f"{name}-{i}" for i, name in enumerate(names, start=1)]
-    return names
 
 
 # -- completeness --------------------------------------------------------------------------------
@@ -261,8 +230,8 @@ def build_groups(
 ) -> list[Group]:
     """Score every leaderboard; pooling.PoolingError when sweeps that may not be pooled meet."""
     choices = choices or Choices(mix_hardware=mix_hardware)
-    split = split_groups(runs, choices.mix_hardware, choices.by_experiment)
-    names = group_names([key for key, _ in split])
+    split = pooling.split_groups(runs, choices.mix_hardware, choices.by_experiment)
+    names = pooling.group_names([key for key, _ in split])
     groups = []
     for number, ((_, group_runs), name) in enumerate(zip(split, names, strict=True), start=1):
         group_runs, copies = pooling.drop_copies(group_runs)
@@ -390,7 +359,16 @@ def write_tables(groups: list[Group], out: Path, wide: bool = False) -> list[Pat
         ("leaderboard.csv", leaderboard),
         ("time_to_target.csv", times),
         ("best_trials.csv", studies),
-        ("best_hyperparameters.csv", _best_hyperparameters_csv(groups, best)),
+        (
+            "best_hyperparameters.csv",
+            pd.concat(
+                [
+                    hyperparameters.csv_rows(rows, g.context)
+                    for rows, g in zip(best, groups, strict=True)
+                ],
+                ignore_index=True,
+            ),
+        ),
     ):
         results.write_text(out / name, frame.to_csv(index=False))
         paths.append(out / name)
@@ -412,44 +390,6 @@ def write_hyperparameters(
     results.write_text(paths[0], markdown)
     results.write_text(paths[1], latex)
     return paths
-
-
-def _best_hyperparameters_csv(groups: list[Group], best: list[pd.DataFrame]) -> pd.DataFrame:
-    """One row per study: its best trial and the values it used, and whether every study of
-    that submission and workload used the same (same_across_studies)."""
-    frames = []
-    for group, rows in zip(groups, best, strict=True):
-        values = [c for c in rows.columns if c.startswith(hyperparameters.PREFIX)]
-        cell = rows.groupby(["submission", "workload"])[values] if values else None
-        same = (
-            (cell.transform(lambda c: c.astype(str).nunique()) <= 1).all(axis=1)
-            if cell is not None
-            else pd.Series(True, index=rows.index)
-        )
-        frames.append(
-            rows.assign(
-                leaderboard=group.context.number,
-                leaderboard_name=group.context.name,
-                display_name=rows["submission"].map(group.context.display_name),
-                same_across_studies=same,
-            )[
-                [
-                    "leaderboard",
-                    "leaderboard_name",
-                    "submission",
-                    "display_name",
-                    "workload",
-                    "study",
-                    "trial",
-                    "run_id",
-                    "reached",
-                    "time_to_target",
-                    "same_across_studies",
-                    *values,
-                ]
-            ]
-        )
-    return pd.concat(frames, ignore_index=True)
 
 
 def write_figures(

@@ -178,3 +178,36 @@ def latex(board: Leaderboard, context: TableContext, rows: pd.DataFrame, wide: b
         "",
     ]
     return "\n".join(lines)
+
+
+def csv_rows(rows: pd.DataFrame, context: TableContext) -> pd.DataFrame:
+    """best_hyperparameters.csv's rows of one leaderboard: per study its best trial and the
+    values it used, and whether every study of that submission and workload used the same."""
+    values = [c for c in rows.columns if c.startswith(PREFIX)]
+    same = pd.Series(True, index=rows.index)
+    if values:
+        distinct = rows.groupby(["submission", "workload"])[values].transform(
+            lambda column: column.astype(str).nunique()
+        )
+        same = (distinct <= 1).all(axis=1)
+    return rows.assign(
+        leaderboard=context.number,
+        leaderboard_name=context.name,
+        display_name=rows["submission"].map(context.display_name),
+        same_across_studies=same,
+    )[
+        [
+            "leaderboard",
+            "leaderboard_name",
+            "submission",
+            "display_name",
+            "workload",
+            "study",
+            "trial",
+            "run_id",
+            "reached",
+            "time_to_target",
+            "same_across_studies",
+            *values,
+        ]
+    ]

@@ -8,6 +8,7 @@ writes. A "sweep" is one experiment in one results folder: the unit that is pool
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -40,6 +41,36 @@ IDENTITY = (
 SLOT = ["submission", "workload", "study", "trial"]
 MIXES = ("targets", "budgets")  # what the user may ask to pool anyway (--mix-targets, ...)
 EXAMPLES = 3  # clashing runs named in one error
+
+
+def split_groups(
+    runs: pd.DataFrame, mix_hardware: bool, by_experiment: bool = False
+) -> list[tuple[dict[str, str], pd.DataFrame]]:
+    """(what the leaderboard is, its runs): one per ruleset (different games are never pooled)
+    and hardware (unless mix_hardware), and per experiment only with by_experiment; otherwise
+    the experiments and folders of a ruleset pool (pooling.check says whether they may)."""
+    keys = (["experiment_name"] if by_experiment else []) + ["ruleset"]
+    keys += [] if mix_hardware else ["hardware"]
+    return [
+        (dict(zip(keys, map(str, values), strict=True)), group)
+        for values, group in runs.groupby(keys, sort=True)
+    ]
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "x"
+
+
+def group_names(keys: list[dict[str, str]]) -> list[str]:
+    """A short readable name per leaderboard from what tells them apart (the ruleset, the
+    hardware, the experiment), for section titles and file suffixes; '' when there is one."""
+    if len(keys) < 2:
+        return [""] * len(keys)
+    varying = [k for k in keys[0] if len({key[k] for key in keys}) > 1]
+    names = [slug("-".join(key[k] for k in varying)) for key in keys]
+    if len(set(names)) < len(names):  # two fingerprints that differ only in punctuation
+        names = [f"{name}-{i}" for i, name in enumerate(names, start=1)]
+    return names
 
 
 class PoolingError(Exception):
