@@ -116,6 +116,11 @@ def test_sweeps_with_other_budgets_are_refused_unless_asked(tmp_path, capsys):
     code, _, err = run_report(baselines, ours, "--out", out, "--mix-budgets", *FAST, capsys=capsys)
     assert code == 0, err
     assert len(scores(out)) == 3
+    for path in ours.rglob(results.RECORD_FILE):  # runs that did not record their budget
+        record = results.load_record(path.parent)
+        results.write_record(path.parent, record.replace(workload_settings={"step_hint": 100}))
+    code, _, err = run_report(baselines, ours, "--out", out, *FAST, capsys=capsys)
+    assert code == 0, err
 
 
 def test_a_copied_run_counts_once_and_a_clashing_one_is_refused(sweeps, tmp_path, capsys):
