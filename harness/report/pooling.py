@@ -7,7 +7,6 @@ writes. A "sweep" is one experiment in one results folder: the unit that is pool
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -165,15 +164,19 @@ def check(runs: pd.DataFrame, mix: Sequence[str] = ()) -> None:
             "--mix-targets pools them with the workload split into one column per target",
         )
     if "budgets" not in mix:
-        _check_setting(
-            runs,
-            ["max_runtime_sec", "step_hint"],
-            "budgets",
-            _budget_text,
-            "a run with the shorter budget counts as a miss where the other could still reach "
-            "the target, and schedules decay over the step hint",
-            "--mix-budgets pools them anyway, each run scored within its own budget",
-        )
+        for column, describe in (
+            ("max_runtime_sec", lambda row: f"max runtime {row['max_runtime_sec']:g} s"),
+            ("step_hint", lambda row: f"step hint {row['step_hint']:g}"),
+        ):
+            _check_setting(
+                runs,
+                [column],
+                "budgets",
+                describe,
+                "a run with the shorter budget counts as a miss where the other could still "
+                "reach the target, and schedules decay over the step hint",
+                "--mix-budgets pools them anyway, each run scored within its own budget",
+            )
     _check_slots(runs)
 
 
@@ -182,34 +185,21 @@ def _target_text(row: pd.Series) -> str:
     return f"target {row['target_metric']} {sign} {row['target_value']:g}"
 
 
-def _budget_text(row: pd.Series) -> str:
-    parts = []
-    if not math.isnan(row["max_runtime_sec"]):
-        parts.append(f"max runtime {row['max_runtime_sec']:g} s")
-    if not math.isnan(row["step_hint"]):
-        parts.append(f"step hint {row['step_hint']:g}")
-    return ", ".join(parts) or "no budget recorded"
-
-
 def _check_setting(runs, columns, what, describe, why, remedy) -> None:
-    """Per workload, each sweep's set of settings must be the same; NaN (not recorded) matches
-    anything, as older records and imports lack some settings."""
+    """Per workload, the sweeps' sets of values of `columns` must be the same; a run that did
+    not record them (older records, imports) matches anything."""
     for workload, group in runs.groupby("workload", sort=True):
         per_sweep = {}
         for sweep, rows in group.groupby("_sweep", sort=True):
-            values = rows.drop_duplicates(columns)
-            rows_seen = values[columns].itertuples(index=False)
-            per_sweep[sweep] = (
-                frozenset(tuple(_key(v) for v in r) for r in rows_seen),
-                values.iloc[0],
-            )
-        distinct = {settings for settings, _ in per_sweep.values() if not _unknown(settings)}
-        if len(distinct) < 2:
+            known = rows.dropna(subset=columns).drop_duplicates(columns)
+            if len(known):
+                values = frozenset(known[columns].itertuples(index=False, name=None))
+                per_sweep[sweep] = (values, known.iloc[0])
+        if len({values for values, _ in per_sweep.values()}) < 2:
             continue
         examples = [
             f"{describe(row)} in sweep {sweep} (e.g. run {row['run_id']})"
-            for sweep, (settings, row) in per_sweep.items()
-            if not _unknown(settings)
+            for sweep, (_, row) in per_sweep.items()
         ][:EXAMPLES]
         raise PoolingError(
             f"cannot pool these sweeps into one leaderboard: their {what} differ on workload "
@@ -217,14 +207,6 @@ def _check_setting(runs, columns, what, describe, why, remedy) -> None:
             "Report them separately (one folder at a time, or --by-experiment for one "
             f"leaderboard per experiment), or {remedy}."
         )
-
-
-def _key(value):
-    return None if isinstance(value, float) and math.isnan(value) else value
-
-
-def _unknown(settings: frozenset) -> bool:
-    return all(all(v is None for v in values) for values in settings)
 
 
 def _check_slots(runs: pd.DataFrame) -> None:
