@@ -152,7 +152,7 @@ def latex(board: Leaderboard, context: TableContext, rows: pd.DataFrame, wide: b
         "\\setlength{\\tabcolsep}{3pt}",
         "\\begin{tabular}{@{}p{0.3\\linewidth}p{0.66\\linewidth}@{}}",
         "\\toprule",
-        "Submission, workload & Hyperparameters \\\\",
+        "{\\raggedright Submission, workload\\par} & Hyperparameters \\\\",
         "\\midrule",
     ]
     for cell in cells(board, rows):
@@ -163,6 +163,8 @@ def latex(board: Leaderboard, context: TableContext, rows: pd.DataFrame, wide: b
         values = latex_escape(same_text(cell))
         if cell["differ"]:
             values += "; differ between studies: " + latex_escape(differ_text(cell))
+        if cell["reached"] < cell["studies"]:
+            values += f" (reached the target in {cell['reached']} of {cell['studies']} studies)"
         lines.append(f"{{\\raggedright {name}\\par}} & {{\\raggedright {values}\\par}} \\\\")
     lines += [
         "\\bottomrule",
