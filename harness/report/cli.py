@@ -522,7 +522,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-figures", action="store_true")
     parser.add_argument("--no-cache", action="store_true", help="ignore the parquet cache")
     parser.add_argument("--strict", action="store_true", help="exit 1 when any study is incomplete")
-    args = parser.parse_args(argv)
+    args = parser.parse_intermixed_args(argv)  # folders may follow options
     if args.tau_max <= 1 or not 0 < args.confidence < 1 or args.resamples < 1:
         parser.error("need --tau-max > 1, 0 < --confidence < 1 and --resamples >= 1")
     if args.normalize and args.unit == "steps":
