@@ -259,3 +259,12 @@ def test_best_hyperparameters_are_the_values_each_study_best_trial_used(tmp_path
         "differ between studies: learning\\_rate: 0.1"
         in (out / "best_hyperparameters.tex").read_text()
     )
+
+
+def test_a_table_too_wide_for_one_column_says_so(tmp_path, capsys):
+    times = {("adamw", w): [10.0] for w in ("digits", "friedman", "w3", "w4")}
+    write_study_grid(tmp_path, {**times, ("lion", "digits"): [9.0]}, ruleset="fixed")
+    code, _, err = run_report(tmp_path, *FAST, capsys=capsys)
+    assert code == 0 and "leaderboard.tex (1): 7 columns are likely wider than one column" in err
+    code, _, err = run_report(tmp_path, *FAST, "--wide", capsys=capsys)
+    assert code == 0 and "likely wider" not in err
