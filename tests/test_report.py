@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -70,31 +71,84 @@ def test_tables_name_hardware_and_n_and_hold_the_scores(grid, capsys):
     latex = (out / "leaderboard.tex").read_text()
     for text in (markdown, latex):
         assert "Synthetic CPU x4 threads" in text
-        assert "n = 3 studies per submission and workload, 5 trial(s) per study, 90 runs" in text
+        assert "n = 3 studies per submission and workload, 5 trials per study, 90 runs" in text
     assert "sgd\\_nesterov" in latex and "\\toprule" in latex and "$\\infty$" in latex
 
 
-def test_latex_table_compiles(grid, tmp_path, capsys):
+def _pdflatex() -> str:
     engine = shutil.which("pdflatex")
     if engine is None:
         missing = "no LaTeX engine here (Debian: texlive-latex-base texlive-latex-recommended)"
         assert not os.environ.get("CI"), f"{missing}; .ci/run installs them"
         pytest.skip(missing)
-    make_report(grid, *FAST, capsys=capsys)
-    document = tmp_path / "paper.tex"
+    return engine
+
+
+OVERFULL_TOLERANCE_PT = 0.5  # LaTeX reports boxes too wide by a hair; a real overflow is points
+
+
+def compile_paper(engine: str, folder: Path, tables: list[Path], twocolumn: bool) -> str:
+    """pdflatex a paper that \\input-s `tables` between paragraphs; returns the log."""
+    filler = "Text of a paper about optimizers, long enough to fill a column. " * 40
+    inputs = "\n".join(f"\\input{{{path.as_posix()}}}" for path in tables)
+    document = folder / "paper.tex"
+    options = "[twocolumn]" if twocolumn else ""
     document.write_text(
-        "\\documentclass{article}\n\\usepackage{booktabs}\n\\begin{document}\n"
-        f"\\input{{{(grid / 'report' / 'leaderboard.tex').as_posix()}}}\n\\end{{document}}\n"
+        f"\\documentclass{options}{{article}}\n\\usepackage{{booktabs}}\n\\begin{{document}}\n"
+        f"{filler}\n\n{inputs}\n\n{filler}\n\n{filler}\n\\end{{document}}\n"
     )
     done = subprocess.run(
         [engine, "-interaction=nonstopmode", "-halt-on-error", document.name],
-        cwd=tmp_path,
+        cwd=folder,
         capture_output=True,
         text=True,
         timeout=120,
     )
     assert done.returncode == 0, done.stdout[-2000:]
-    assert (tmp_path / "paper.pdf").stat().st_size > 1000
+    assert (folder / "paper.pdf").stat().st_size > 1000
+    return (folder / "paper.log").read_text(errors="replace")
+
+
+def overfull_boxes(log: str) -> list[float]:
+    """How many points each overfull box of the log sticks out."""
+    return [float(p) for p in re.findall(r"Overfull \\hbox \(([\d.]+)pt too wide", log)]
+
+
+def test_latex_table_compiles_and_fits_one_column_of_a_two_column_paper(grid, tmp_path, capsys):
+    """The tables \\input into a two-column paper as one-column floats that fit the column (an
+    overflowing tabular is an overfull box in the log); --wide gives table* for the full width."""
+    engine = _pdflatex()
+    make_report(grid, *FAST, capsys=capsys)
+    out = grid / "report"
+    tables = [out / "leaderboard.tex", out / "best_hyperparameters.tex"]
+    for path in tables:
+        text = path.read_text()
+        assert "\\begin{table}[t]" in text and "table*" not in text.replace("--wide: table*", "")
+    caption = re.search(r"\\caption\{(.*)\}", tables[0].read_text()).group(1)
+    assert caption.count(". ") == 0 and caption.endswith(".") and "trial" not in caption
+    for twocolumn in (False, True):
+        log = compile_paper(engine, tmp_path, tables, twocolumn)
+        assert [p for p in overfull_boxes(log) if p > OVERFULL_TOLERANCE_PT] == [], twocolumn
+    make_report(grid, *FAST, "--wide", capsys=capsys)
+    assert "\\begin{table*}[t]" in tables[0].read_text()
+    assert "\\begin{table*}[t]" in tables[1].read_text()
+    compile_paper(engine, tmp_path, tables, twocolumn=True)
+
+
+def test_intervals_only_from_three_studies(tmp_path, capsys):
+    """With two studies a bootstrap interval is only the two values: none is shown, the note
+    says so; with three a cell shows one."""
+    times = {("adamw", "digits"): [10.0, 12.0, 11.0], ("lion", "digits"): [8.0, 9.0]}
+    write_study_grid(tmp_path, times, ruleset="self")
+    code, err = make_report(tmp_path, *FAST, capsys=capsys)
+    assert code == 0, err
+    latex = (tmp_path / "report" / "leaderboard.tex").read_text()
+    markdown = (tmp_path / "report" / "leaderboard.md").read_text()
+    assert "n = 2: no interval." in latex and "n = 2: no interval." in markdown
+    lion = next(line for line in markdown.splitlines() if line.startswith("| 1 | lion"))
+    adamw = next(line for line in markdown.splitlines() if line.startswith("| 2 | adamw"))
+    assert "[" not in lion and "| 11.0 [10.0, 12.0] |" in adamw  # no score CI: a cell has n = 2
+    assert "{\\scriptsize [8.00" not in latex and "{\\scriptsize [10.0, 12.0]}" in latex
 
 
 @pytest.mark.slow

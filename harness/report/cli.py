@@ -1,9 +1,10 @@
-"""`python -m harness.report RESULTS_DIR`: leaderboards, tables and figures for a paper.
+"""`python -m harness.report RESULTS_DIR [RESULTS_DIR ...]`: leaderboards, tables and figures.
 
-Loads every run (load.py), splits them into groups that may be compared (same experiment,
-ruleset and hardware), reports what is incomplete, scores each group (scoring.py) and writes
-tables (tables.py, comparison.py) and figures (figures.py) into RESULTS_DIR/report. Never trains
-and never writes into a run folder.
+Loads every run of one or more results folders (load.py), splits them into leaderboards that
+may be compared (same ruleset and hardware; experiments and folders pool when pooling.py finds
+them compatible), reports what is incomplete, scores each leaderboard (scoring.py) and writes
+tables (tables.py, hyperparameters.py, comparison.py) and figures (figures.py) into the report
+folder. Never trains and never writes into a run folder.
 """
 
 from __future__ import annotations
@@ -12,16 +13,19 @@ import argparse
 import datetime
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from harness import results
-from harness.report import comparison, figures, load, scoring, tables
+from harness.report import comparison, figures, hyperparameters, load, pooling, scoring, tables
 
 RUN_LIST_LIMIT = 5  # run folders named in one warning line; the rest are counted
+# Columns of leaderboard.tex that fit one column of a two-column paper (3.3 in) at \small
+# with intervals: submission, score, speedup and two workloads, measured with pdflatex.
+ONE_COLUMN_LIMIT = 5
 
 
 @dataclass
@@ -58,11 +62,6 @@ def label_workloads_by_target(runs: pd.DataFrame) -> pd.DataFrame:
             )
         ]
     return runs
-
-
-def split_groups(runs: pd.DataFrame, mix_hardware: bool) -> list[pd.DataFrame]:
-    keys = ["experiment_name", "ruleset"] + ([] if mix_hardware else ["hardware"])
-    return [label_workloads_by_target(group) for _, group in runs.groupby(keys, sort=True)]
 
 
 # -- completeness --------------------------------------------------------------------------------
@@ -210,102 +209,186 @@ def benchmark_workloads(
     return declared, variants, problems
 
 
+@dataclass
+class Choices:
+    """What the user picked beyond the scoring settings (the command line's options)."""
+
+    mix_hardware: bool = False
+    mix: tuple[str, ...] = ()  # pooling.MIXES pooled anyway (--mix-targets, --mix-budgets)
+    by_experiment: bool = False  # one leaderboard per experiment instead of pooling
+    submissions: list[str] | None = None  # rows shown, in this order (None: all, by score)
+    workloads: list[str] | None = None  # columns shown, in this order (None: all, by name)
+    names: dict[str, str] = field(default_factory=dict)  # display names
+
+
 def build_groups(
     runs: pd.DataFrame,
     settings: scoring.Settings,
     mix_hardware: bool = False,
     declared: Sequence[str] | None = None,
+    choices: Choices | None = None,
 ) -> list[Group]:
+    """Score every leaderboard; pooling.PoolingError when sweeps that may not be pooled meet."""
+    choices = choices or Choices(mix_hardware=mix_hardware)
+    split = pooling.split_groups(runs, choices.mix_hardware, choices.by_experiment)
+    names = pooling.group_names([key for key, _ in split])
     groups = []
-    for number, group_runs in enumerate(split_groups(runs, mix_hardware), start=1):
-        scored_set, variants, rule_problems = benchmark_workloads(group_runs, declared)
-        outside: list[str] = []
-        if scored_set is not None:
-            counted = set(scored_set) | set(variants)
-            outside = sorted(set(group_runs["workload"]) - counted)
-            group_runs = group_runs[group_runs["workload"].isin(counted)]
-        problems, incomplete = audit(group_runs)
-        problems = rule_problems + problems
-        if outside:
-            problems.append(
-                f"left out: runs on {len(outside)} workload(s) outside the scored set "
-                f"({', '.join(scored_set or [])}) and not held out: {', '.join(outside)}"
-            )
-        missing = sorted(set(scored_set or []) - set(group_runs["workload"]))
-        if missing:
-            problems.append(
-                f"no runs on {', '.join(missing)}: counted as not reached for every submission"
-            )
-        scored = group_runs[group_runs["status"] != "running"]
-        group_settings = settings
-        if settings.baseline is not None and settings.baseline not in set(scored["submission"]):
-            problems.append(f"baseline {settings.baseline} has no finished runs here: no speedups")
-            group_settings = scoring.Settings(**{**vars(settings), "baseline": None})
-        pooled = "hardware_measured" in group_runs.columns
-        machines = group_runs["hardware_measured" if pooled else "hardware"]
-        hardware = machines.value_counts().sort_index()
-        disturbed = group_runs[group_runs["disturbed"].astype(bool)]
-        if len(disturbed):
-            problems.append(
-                f"{len(disturbed)} disturbed run(s): their times are not a quiet machine's (‡ "
-                "where one is a study's best trial; --exclude-disturbed leaves them out, "
-                "`python -m harness.sweep` gives the commands that rerun them): "
-                + _name_runs(disturbed["run_id"])
-            )
-        context = tables.TableContext(
-            number=number,
-            experiment=str(group_runs["experiment_name"].iloc[0]),
-            ruleset=str(group_runs["ruleset"].iloc[0]),
-            hardware=[(str(name), int(count)) for name, count in hardware.items()],
-            n_runs=len(group_runs),
-            trials_per_study=_trials_text(scored),
-            targets=_targets(group_runs),
-            incomplete=incomplete,
-            problems=problems,
-            ended=ended_runs(group_runs),
-            pooled=str(group_runs["hardware"].iloc[0]) if pooled else "",
-        )
-        if len(hardware) > 1 and not pooled:
-            problems.insert(0, "runs from different hardware are mixed (--mix-hardware)")
-        board = scoring.score(
-            scored,
-            group_settings,
-            submissions=sorted(group_runs["submission"].unique()),
-            workloads=sorted(set(group_runs["workload"]) | set(scored_set or [])),
-            scored_workloads=scored_set,
-            variants=variants,
-        )
-        if "disturbed" in board.studies.columns:
-            hit = board.studies[board.studies["disturbed"].astype(bool)]
-            context.disturbed = set(zip(hit["submission"], hit["workload"], strict=True))
-        groups.append(Group(context, group_runs, board))
+    for number, ((_, group_runs), name) in enumerate(zip(split, names, strict=True), start=1):
+        group_runs, copies = pooling.drop_copies(group_runs)
+        pooling.check(group_runs, choices.mix)
+        group_runs = label_workloads_by_target(group_runs)
+        group = _build_group(number, group_runs, settings, declared, choices)
+        group.context.name = name
+        if copies:
+            group.context.problems.append(copies)
+        groups.append(group)
     return groups
 
 
+def _build_group(
+    number: int,
+    group_runs: pd.DataFrame,
+    settings: scoring.Settings,
+    declared: Sequence[str] | None,
+    choices: Choices,
+) -> Group:
+    scored_set, variants, rule_problems = benchmark_workloads(group_runs, declared)
+    if scored_set is not None and choices.workloads:  # --workloads narrows a declared set
+        scored_set = [w for w in scored_set if w in choices.workloads]
+    outside: list[str] = []
+    if scored_set is not None:
+        counted = set(scored_set) | set(variants)
+        outside = sorted(set(group_runs["workload"]) - counted)
+        group_runs = group_runs[group_runs["workload"].isin(counted)]
+    problems, incomplete = audit(group_runs)
+    problems = rule_problems + problems
+    if outside:
+        problems.append(
+            f"left out: runs on {len(outside)} workload(s) outside the scored set "
+            f"({', '.join(scored_set or [])}) and not held out: {', '.join(outside)}"
+        )
+    missing = sorted(set(scored_set or []) - set(group_runs["workload"]))
+    if missing:
+        problems.append(
+            f"no runs on {', '.join(missing)}: counted as not reached for every submission"
+        )
+    scored = group_runs[group_runs["status"] != "running"]
+    group_settings = settings
+    if settings.baseline is not None and settings.baseline not in set(scored["submission"]):
+        problems.append(f"baseline {settings.baseline} has no finished runs here: no speedups")
+        group_settings = scoring.Settings(**{**vars(settings), "baseline": None})
+    pooled = "hardware_measured" in group_runs.columns
+    machines = group_runs["hardware_measured" if pooled else "hardware"]
+    hardware = machines.value_counts().sort_index()
+    disturbed = group_runs[group_runs["disturbed"].astype(bool)]
+    if len(disturbed):
+        problems.append(
+            f"{len(disturbed)} disturbed run(s): their times are not a quiet machine's (‡ "
+            "where one is a study's best trial; --exclude-disturbed leaves them out, "
+            "`python -m harness.sweep` gives the commands that rerun them): "
+            + _name_runs(disturbed["run_id"])
+        )
+    context = tables.TableContext(
+        number=number,
+        experiment=str(group_runs["experiment_name"].iloc[0]),
+        ruleset=str(group_runs["ruleset"].iloc[0]),
+        hardware=[(str(name), int(count)) for name, count in hardware.items()],
+        n_runs=len(group_runs),
+        trials_per_study=_trials_text(scored),
+        targets=_targets(group_runs),
+        incomplete=incomplete,
+        problems=problems,
+        ended=ended_runs(group_runs),
+        pooled=str(group_runs["hardware"].iloc[0]) if pooled else "",
+    )
+    if len(hardware) > 1 and not pooled:
+        problems.insert(0, "runs from different hardware are mixed (--mix-hardware)")
+    board = scoring.score(
+        scored,
+        group_settings,
+        submissions=sorted(group_runs["submission"].unique()),
+        workloads=sorted(set(group_runs["workload"]) | set(scored_set or [])),
+        scored_workloads=scored_set,
+        variants=variants,
+    )
+    if "disturbed" in board.studies.columns:
+        hit = board.studies[board.studies["disturbed"].astype(bool)]
+        context.disturbed = set(zip(hit["submission"], hit["workload"], strict=True))
+    context.experiments = sorted(group_runs["experiment_name"].astype(str).unique())
+    context.experiment = ", ".join(context.experiments)
+    context.sweeps = pooling.sweeps_text(group_runs)
+    context.names = dict(choices.names)
+    context.ranks = {s: i + 1 for i, s in enumerate(board.submissions)}
+    board = tables.reorder(board, choices.submissions, choices.workloads)
+    return Group(context, group_runs, board)
+
+
 # -- writing -------------------------------------------------------------------------------------
-def write_tables(groups: list[Group], out: Path) -> list[Path]:
+def write_tables(groups: list[Group], out: Path, wide: bool = False) -> list[Path]:
+    several = len(groups) > 1
     header = (
         "# Leaderboards\n\n"
-        "Generated by `python -m harness.report`. Runs on different hardware, rulesets or "
-        "experiments are never scored together.\n\n"
+        "Generated by `python -m harness.report`. "
+        + (
+            f"{len(groups)} leaderboards: runs of different rulesets"
+            + ("" if len({g.context.hardware_text() for g in groups}) < 2 else " or hardware")
+            + " are never scored together. "
+            if several
+            else ""
+        )
+        + tables.method_text(groups[0].board.settings)
+        + "\n\n"
     )
     markdown = header + "\n".join(tables.markdown(g.board, g.context) for g in groups)
-    latex = "\n".join(tables.latex(g.board, g.context) for g in groups)
+    latex = "\n".join(tables.latex(g.board, g.context, wide) for g in groups)
     leaderboard = pd.concat([tables.leaderboard_rows(g.board, g.context) for g in groups])
     times = pd.concat([tables.time_to_target_rows(g.board, g.context) for g in groups])
+    best = [hyperparameters.best_trial_rows(g.board, g.runs) for g in groups]
     studies = pd.concat(
-        [g.board.studies.assign(leaderboard=g.context.number) for g in groups], ignore_index=True
+        [
+            rows.assign(leaderboard=g.context.number, leaderboard_name=g.context.name)
+            for rows, g in zip(best, groups, strict=True)
+        ],
+        ignore_index=True,
     )
     paths = [out / n for n in ("leaderboard.md", "leaderboard.tex")]
     results.write_text(paths[0], markdown)
     results.write_text(paths[1], latex)
+    paths += write_hyperparameters(groups, best, out, wide)
     for name, frame in (
         ("leaderboard.csv", leaderboard),
         ("time_to_target.csv", times),
         ("best_trials.csv", studies),
+        (
+            "best_hyperparameters.csv",
+            pd.concat(
+                [
+                    hyperparameters.csv_rows(rows, g.context)
+                    for rows, g in zip(best, groups, strict=True)
+                ],
+                ignore_index=True,
+            ),
+        ),
     ):
         results.write_text(out / name, frame.to_csv(index=False))
         paths.append(out / name)
+    return paths
+
+
+def write_hyperparameters(
+    groups: list[Group], best: list[pd.DataFrame], out: Path, wide: bool
+) -> list[Path]:
+    markdown = "# Best hyperparameters\n\n" + "\n".join(
+        hyperparameters.markdown(g.board, g.context, rows)
+        for g, rows in zip(groups, best, strict=True)
+    )
+    latex = "\n".join(
+        hyperparameters.latex(g.board, g.context, rows, wide)
+        for g, rows in zip(groups, best, strict=True)
+    )
+    paths = [out / "best_hyperparameters.md", out / "best_hyperparameters.tex"]
+    results.write_text(paths[0], markdown)
+    results.write_text(paths[1], latex)
     return paths
 
 
@@ -322,15 +405,23 @@ def figure_jobs(
     jobs = []
     for group in groups:
         board, context = group.board, group.context
-        suffix = "" if len(groups) == 1 else f"_{context.number}"
+        suffix = f"_{context.name}" if context.name else ""
         caption = figures.Caption(
             hardware=context.hardware_text(),
             detail=f"Experiment {context.experiment}, ruleset {context.ruleset}; "
             f"{context.studies_text(board)}",
         )
         budgets = group.runs.groupby("workload")["budget_sec"].max().to_dict()
+        names = {s: context.display_name(s) for s in board.submissions}
         data = figures.FigureData(
-            board, evaluations, context.targets, looks, caption, budgets=budgets, style=style
+            board,
+            evaluations,
+            context.targets,
+            looks,
+            caption,
+            budgets=budgets,
+            names=names,
+            style=style,
         )
         jobs += [(name, name + suffix, data) for name in figures.FIGURES]
     return jobs
@@ -354,8 +445,45 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m harness.report", description=__doc__.splitlines()[0]
     )
-    parser.add_argument("results_dir", type=Path, help="a folder of runs, e.g. results/demo")
-    parser.add_argument("--out", type=Path, help="report folder (default: RESULTS_DIR/report)")
+    parser.add_argument(
+        "results_dirs",
+        type=Path,
+        nargs="*",  # checked below, so that a folder taken by --names gets a clear message
+        metavar="RESULTS_DIR",
+        help="one or more folders of runs, e.g. results/demo, or results/baselines results/ours "
+        "to pool two sweeps into one report",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        help="report folder (default with one RESULTS_DIR: RESULTS_DIR/report; required with "
+        "several)",
+    )
+    parser.add_argument(
+        "--names",
+        nargs="+",
+        default=[],
+        metavar="NAME=DISPLAY",
+        help='display names in every table, e.g. --names adamw=AdamW "signsgd=SignSGD (ours)" '
+        "(submissions or workloads)",
+    )
+    parser.add_argument(
+        "--submissions",
+        metavar="A,B,C",
+        help="only these submissions, in this row order (default: all, best score first); the "
+        "scores rank them among themselves",
+    )
+    parser.add_argument(
+        "--workloads",
+        metavar="X,Y",
+        help="only these workloads, in this column order (default: all, by name); the scores "
+        "average over them",
+    )
+    parser.add_argument(
+        "--wide",
+        action="store_true",
+        help="LaTeX tables as table* (full text width of a two-column paper; default: one column)",
+    )
     parser.add_argument(
         "--baseline", default="adamw", help="submission for speedups ('none': no speedups)"
     )
@@ -384,6 +512,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap")
     parser.add_argument(
         "--mix-hardware", action="store_true", help="score runs from different hardware together"
+    )
+    parser.add_argument(
+        "--mix-targets",
+        action="store_true",
+        help="pool sweeps whose targets differ (each target its own column) instead of refusing",
+    )
+    parser.add_argument(
+        "--mix-budgets",
+        action="store_true",
+        help="pool sweeps whose budgets (max runtime, step hint) differ instead of refusing",
+    )
+    parser.add_argument(
+        "--by-experiment",
+        action="store_true",
+        help="one leaderboard per experiment instead of pooling the experiments of a ruleset",
     )
     parser.add_argument(
         "--exclude-disturbed",
@@ -425,7 +568,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--no-cache", action="store_true", help="ignore the parquet cache")
     parser.add_argument("--strict", action="store_true", help="exit 1 when any study is incomplete")
-    args = parser.parse_args(argv)
+    args = parser.parse_intermixed_args(argv)  # folders may follow options
     if args.tau_max <= 1 or not 0 < args.confidence < 1 or args.resamples < 1:
         parser.error("need --tau-max > 1, 0 < --confidence < 1 and --resamples >= 1")
     if args.width is not None and not 1.5 <= args.width <= 20:
@@ -436,7 +579,60 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error(str(error))
     if args.normalize and args.unit == "steps":
         parser.error("--normalize converts seconds; steps need no conversion: use one of them")
+    bad = [pair for pair in args.names if "=" not in pair or not pair.split("=", 1)[0]]
+    if bad:
+        parser.error(
+            f"--names takes NAME=DISPLAY pairs; {bad[0]!r} is not one (put the results folders "
+            "before --names)"
+        )
+    if not args.results_dirs:
+        parser.error("give at least one results folder, e.g. results/demo")
+    if len(args.results_dirs) > 1 and args.out is None:
+        parser.error(
+            f"{len(args.results_dirs)} results folders are pooled into one report: say where it "
+            "goes with --out DIR (nothing is written into the results folders)"
+        )
     return args
+
+
+def name_list(text: str | None) -> list[str] | None:
+    """'a, b,c' -> ['a', 'b', 'c']; None when the option was not given."""
+    return None if text is None else [n.strip() for n in text.split(",") if n.strip()]
+
+
+def choose(runs: pd.DataFrame, args: argparse.Namespace) -> Choices:
+    """The options that pick and name rows and columns; ValueError (the message for the user)
+    for a name no run has, so a typo never empties a table silently."""
+    submissions, workloads = name_list(args.submissions), name_list(args.workloads)
+    names = dict(pair.split("=", 1) for pair in args.names)
+    for option, picked, column in (
+        ("--submissions", submissions, "submission"),
+        ("--workloads", workloads, "workload"),
+    ):
+        known = sorted(runs[column].astype(str).unique())
+        unknown = [n for n in picked or [] if n not in known]
+        if unknown or picked == []:
+            raise ValueError(
+                f"{option}: no runs of {', '.join(unknown) or 'anything'}; the runs have "
+                f"{column}s {', '.join(known)}"
+            )
+    known = set(runs["submission"].astype(str)) | set(runs["workload"].astype(str))
+    unknown = sorted(set(names) - known)
+    if unknown:
+        raise ValueError(
+            f"--names: no submission or workload is called {', '.join(unknown)}; the runs have "
+            f"submissions {', '.join(sorted(set(runs['submission'])))} and workloads "
+            f"{', '.join(sorted(set(runs['workload'])))}"
+        )
+    mix = tuple(m for m in pooling.MIXES if getattr(args, f"mix_{m}"))
+    return Choices(
+        mix_hardware=args.mix_hardware,
+        mix=mix,
+        by_experiment=args.by_experiment,
+        submissions=submissions,
+        workloads=workloads,
+        names=names,
+    )
 
 
 def load_runs(results_dir: Path, use_cache: bool) -> load.Results | None:
@@ -463,15 +659,54 @@ def load_runs(results_dir: Path, use_cache: bool) -> load.Results | None:
     return loaded
 
 
+def why_separate(groups: list[Group], by_experiment: bool) -> str:
+    """'fixed, self: different rulesets are different games' and the like."""
+    reasons = []
+    if len({g.context.ruleset for g in groups}) > 1:
+        reasons.append("different rulesets are different games")
+    if len({g.context.hardware_text() for g in groups}) > 1:
+        reasons.append("different hardware: --mix-hardware pools it")
+    if by_experiment:
+        reasons.append("--by-experiment keeps experiments apart")
+    return ", ".join(g.context.name for g in groups) + ": " + "; ".join(reasons)
+
+
+def load_all(folders: Sequence[Path], use_cache: bool) -> load.Results | None:
+    """Every run of every folder (pooling.combine); None after an error message."""
+    loaded = []
+    for folder in folders:
+        one = load_runs(folder, use_cache)
+        if one is None:
+            return None
+        loaded.append((folder, one))
+    return pooling.combine(loaded)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    if not args.results_dir.is_dir():
-        print(f"error: {args.results_dir} is not a folder", file=sys.stderr)
+    folders = args.results_dirs
+    for folder in folders:
+        if not folder.is_dir():
+            print(f"error: {folder} is not a folder", file=sys.stderr)
+            return 2
+    try:
+        pooling.check_folders(folders)
+    except pooling.PoolingError as error:
+        print(f"error: {error}", file=sys.stderr)
         return 2
-    loaded = load_runs(args.results_dir, use_cache=not args.no_cache)
+    loaded = load_all(folders, use_cache=not args.no_cache)
     if loaded is None:
         return 1
     runs = loaded.runs
+    try:
+        choices = choose(runs, args)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    if choices.submissions:
+        runs = runs[runs["submission"].isin(choices.submissions)]
+    if choices.workloads:
+        runs = runs[runs["workload"].isin(choices.workloads)]
     if args.exclude_disturbed:
         disturbed = runs["disturbed"].astype(bool)
         if disturbed.any():
@@ -504,28 +739,40 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_figures and cells >= figures.PARALLEL_FROM:
         pool = figures.start_workers()  # they start up while this process scores
     try:
-        return _report(args, loaded, runs, settings, declared, pool)
+        return _report(args, folders, loaded, runs, settings, declared, choices, pool)
     finally:
         if pool is not None:
             pool.shutdown(cancel_futures=True)
 
 
-def _report(args, loaded, runs, settings, declared, pool) -> int:
-    groups = build_groups(runs, settings, mix_hardware=args.mix_hardware, declared=declared)
+def _report(args, folders, loaded, runs, settings, declared, choices, pool) -> int:
+    """The report of `runs` once loaded and chosen: score, write tables and figures."""
+    try:
+        groups = build_groups(runs, settings, declared=declared, choices=choices)
+    except pooling.PoolingError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     if len(groups) > 1:
-        warn(
-            f"{len(groups)} separate leaderboards (different experiments, rulesets or hardware"
-            + ("" if args.mix_hardware else "; --mix-hardware scores hardware together")
-            + ")"
-        )
-    out = args.out or args.results_dir / "report"
+        warn(f"{len(groups)} separate leaderboards ({why_separate(groups, args.by_experiment)})")
+    for group in groups:
+        if group.context.pooled_text():
+            print(f"leaderboard {group.context.label()}: {group.context.pooled_text()}")
+    out = args.out or folders[0] / "report"
     out.mkdir(parents=True, exist_ok=True)
-    written = write_tables(groups, out)
+    written = write_tables(groups, out, wide=args.wide)
+    for group in groups:
+        columns = 2 + (group.board.speedup is not None) + len(group.board.workloads)
+        if not args.wide and columns > ONE_COLUMN_LIMIT:
+            warn(
+                f"leaderboard.tex ({group.context.label()}): {columns} columns are likely wider "
+                "than one column of a two-column paper; --wide makes it a table* (full width)"
+            )
     sections = [(g.context.title(), g.runs, g.board.studies) for g in groups]
     written.append(out / "comparison.md")
+    source = ", ".join(folder.as_posix() for folder in folders)
     results.write_text(
         written[-1],
-        comparison.render(sections, str(args.results_dir), datetime.date.today().isoformat()),
+        comparison.render(sections, source, datetime.date.today().isoformat(), names=choices.names),
     )
     if not args.no_figures:
         style = figures.Style(args.style, args.width, args.font)
@@ -538,7 +785,7 @@ def _report(args, loaded, runs, settings, declared, pool) -> int:
             warn(f"figure layout: {problem}")
     for group in groups:
         for problem in group.context.problems:
-            warn(f"leaderboard {group.context.number}: {problem}")
+            warn(f"leaderboard {group.context.label()}: {problem}")
     print((out / "leaderboard.md").read_text(encoding="utf-8"))
     print(f"wrote {len(written)} files to {out}")
     incomplete = any(g.context.incomplete for g in groups)

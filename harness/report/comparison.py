@@ -5,7 +5,7 @@ time-to-target over all n studies with its range, and the median steps-to-target
 missed the target (not reached, diverged or failed) counts as infinity, as in AlgoPerf, so a
 median over mostly-missed studies is infinite: misses stay misses. Runs from different hardware
 are never mixed: each hardware fingerprint gets its own section. Runs still running are left
-out (the report lists them). A section per leaderboard (experiment, ruleset, hardware), from
+out (the report lists them). A section per leaderboard (ruleset, hardware), from
 its runs and best trials; never reads files itself.
 """
 
@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import math
 import statistics
+from collections.abc import Mapping
 
 import pandas as pd
 
@@ -64,8 +65,10 @@ def cell_row(submission: str, studies: pd.DataFrame) -> dict:
     }
 
 
-def workload_table(studies: pd.DataFrame) -> list[str]:
-    rows = [cell_row(name, group) for name, group in studies.groupby("submission")]
+def workload_table(studies: pd.DataFrame, names: Mapping[str, str] | None = None) -> list[str]:
+    """A workload's rows, best first; `names` gives display names (--names)."""
+    names = names or {}
+    rows = [cell_row(names.get(name, name), group) for name, group in studies.groupby("submission")]
     rows.sort(key=lambda row: (-row["reached"] / row["n"], row["median_time"], row["submission"]))
     lines = [
         "| submission | reached | time to target, s: median [min–max] | steps to target "
@@ -93,9 +96,15 @@ def _packages_text(packages_json: str) -> str:
     return ", ".join(f"{name} {packages[name]}" for name in sorted(packages)) or "unknown"
 
 
-def group_section(title: str, runs: pd.DataFrame, studies: pd.DataFrame) -> list[str]:
+def group_section(
+    title: str,
+    runs: pd.DataFrame,
+    studies: pd.DataFrame,
+    names: Mapping[str, str] | None = None,
+) -> list[str]:
     """One leaderboard's runs (`runs`, load.py's table) and each study's best trial (`studies`,
-    scoring.best_trials), with workloads named as on the leaderboard."""
+    scoring.best_trials), with workloads named as on the leaderboard (or by `names`)."""
+    names = names or {}
     runs = runs[runs["status"] != "running"]
     studies = studies.merge(runs[["run_id", "status"]], on="run_id", how="left")
     dates = sorted(str(started)[:10] or "?" for started in runs["started_at"])
@@ -112,18 +121,24 @@ def group_section(title: str, runs: pd.DataFrame, studies: pd.DataFrame) -> list
     first = runs.set_index("workload")
     for workload, group in studies.groupby("workload", sort=True):
         lines += [
-            f"### {workload}",
+            f"### {names.get(workload, workload)}",
             "",
             f"{describe_target(first.loc[[workload]].iloc[0])}.",
             "",
-            *workload_table(group),
+            *workload_table(group, names),
             "",
         ]
     return lines
 
 
-def render(sections: list[tuple[str, pd.DataFrame, pd.DataFrame]], source: str, date: str) -> str:
-    """comparison.md: a section per leaderboard, (title, runs, best trials) each."""
+def render(
+    sections: list[tuple[str, pd.DataFrame, pd.DataFrame]],
+    source: str,
+    date: str,
+    names: Mapping[str, str] | None = None,
+) -> str:
+    """comparison.md: a section per leaderboard, (title, runs, best trials) each; `names` gives
+    display names (--names)."""
     lines = [
         "# Comparison: every submission with its defaults",
         "",
@@ -139,11 +154,12 @@ def render(sections: list[tuple[str, pd.DataFrame, pd.DataFrame]], source: str, 
         "at the first evaluation that met the target, with a missed study counted as ∞ (so the "
         "median is ∞ when most studies missed); steps are global steps at that evaluation. The "
         "defaults come from each submission's YAML (literature values, not tuned to these "
-        "workloads); see `conf/submission/`. Runs of different experiments, rulesets or "
-        "hardware are never mixed. To run part of the sweep, add overrides to the first "
+        "workloads); see `conf/submission/`. Runs of different rulesets or hardware are "
+        "never mixed; experiments and results folders are pooled when their targets and "
+        "budgets agree. To run part of the sweep, add overrides to the first "
         "command, e.g. `submission=adamw,lion workload=digits study=0`.",
         "",
     ]
     for title, runs, studies in sections:
-        lines += group_section(title, runs, studies)
+        lines += group_section(title, runs, studies, names)
     return "\n".join(lines).rstrip() + "\n"

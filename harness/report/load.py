@@ -29,7 +29,7 @@ from harness import results
 CACHE_DIR = ".report_cache"
 # Older caches are rebuilt: bump when the tables' columns change (the record format counts too,
 # since the upgrade of older records decides what the runs table holds).
-CACHE_FORMAT = 100 * results.RECORD_FORMAT + 3
+CACHE_FORMAT = 100 * results.RECORD_FORMAT + 4
 RUN_FILES = (results.RECORD_FILE, results.EVAL_FILE, results.CONFIG_FILE)  # what a row reads
 REQUIRED_EVAL_COLUMNS = ("global_step", "accumulated_submission_time")
 # Relative tolerance when checking record.json's time_to_target against the evaluations.
@@ -51,6 +51,8 @@ RUN_COLUMNS = (
     "target_value",
     "lower_is_better",
     "budget_sec",
+    "max_runtime_sec",  # the workload's budget before the ruleset's factor; NaN: not recorded
+    "step_hint",  # the workload's step hint (schedules decay over it); NaN: not recorded
     "hardware",
     "global_step",
     "final_validation_metric",
@@ -111,6 +113,12 @@ def _float(value: float | int | None, none: float) -> float:
     return none if value is None else float(value)
 
 
+def _setting(settings: dict[str, Any], key: str) -> float:
+    value = settings.get(key)
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    return float(value) if number else math.nan
+
+
 def parse_record(run_dir: Path, run_id: str) -> dict[str, Any]:
     """The run's row of the runs table; CorruptRun when its record cannot be scored."""
     try:
@@ -150,6 +158,8 @@ def parse_record(run_dir: Path, run_id: str) -> dict[str, Any]:
         "target_value": record.target.value,
         "lower_is_better": record.target.lower_is_better,
         "budget_sec": _float(record.budget_sec, math.inf),
+        "max_runtime_sec": _setting(record.workload_settings, "max_runtime_sec"),
+        "step_hint": _setting(record.workload_settings, "step_hint"),
         "hardware": record.hardware,
         "global_step": float(record.global_step),
         "final_validation_metric": _float(record.final_validation_metric, math.nan),
@@ -313,6 +323,8 @@ def _typed_runs(
         "steps_to_target",
         "target_value",
         "budget_sec",
+        "max_runtime_sec",
+        "step_hint",
         "global_step",
         "final_validation_metric",
         "num_trials",
