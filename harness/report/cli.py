@@ -19,9 +19,10 @@ import numpy as np
 import pandas as pd
 
 from harness import results
-from harness.report import comparison, figures, load, scoring, tables
+from harness.report import comparison, figures, html, load, scoring, tables
 
 RUN_LIST_LIMIT = 5  # run folders named in one warning line; the rest are counted
+PRINTED: list[str] = []  # this report's warnings, for report.html
 
 
 @dataclass
@@ -34,6 +35,7 @@ class Group:
 
 
 def warn(message: str) -> None:
+    PRINTED.append(message)
     print(f"warning: {message}", file=sys.stderr, flush=True)
 
 
@@ -385,6 +387,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "into one leaderboard",
     )
     parser.add_argument("--no-figures", action="store_true")
+    parser.add_argument("--no-html", action="store_true", help="do not write report.html")
     parser.add_argument("--no-cache", action="store_true", help="ignore the parquet cache")
     parser.add_argument("--strict", action="store_true", help="exit 1 when any study is incomplete")
     args = parser.parse_args(argv)
@@ -421,6 +424,7 @@ def load_runs(results_dir: Path, use_cache: bool) -> load.Results | None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    PRINTED.clear()
     if not args.results_dir.is_dir():
         print(f"error: {args.results_dir} is not a folder", file=sys.stderr)
         return 2
@@ -479,6 +483,9 @@ def main(argv: list[str] | None = None) -> int:
     for group in groups:
         for problem in group.context.problems:
             warn(f"leaderboard {group.context.number}: {problem}")
+    if not args.no_html:
+        argv = sys.argv[1:] if argv is None else argv
+        written.append(html.write(out, groups, loaded, written, PRINTED, argv))
     print((out / "leaderboard.md").read_text(encoding="utf-8"))
     print(f"wrote {len(written)} files to {out}")
     incomplete = any(g.context.incomplete for g in groups)

@@ -29,7 +29,7 @@ from harness import results
 CACHE_DIR = ".report_cache"
 # Older caches are rebuilt: bump when the tables' columns change (the record format counts too,
 # since the upgrade of older records decides what the runs table holds).
-CACHE_FORMAT = 100 * results.RECORD_FORMAT + 3
+CACHE_FORMAT = 100 * results.RECORD_FORMAT + 4
 RUN_FILES = (results.RECORD_FILE, results.EVAL_FILE, results.CONFIG_FILE)  # what a row reads
 REQUIRED_EVAL_COLUMNS = ("global_step", "accumulated_submission_time")
 # Relative tolerance when checking record.json's time_to_target against the evaluations.
@@ -71,6 +71,7 @@ RUN_COLUMNS = (
     "evaluations_to_target",  # 0-based index of the first evaluation meeting the target; NaN
     "base_workload",  # a held-out variant's base workload ("" for others; the held-out rule)
     "benchmark_workloads",  # the benchmark's declared workloads, comma-separated ("" = none)
+    "command",  # the command that reruns this run alone ("" where the record has none)
 )
 
 
@@ -170,6 +171,7 @@ def parse_record(run_dir: Path, run_id: str) -> dict[str, Any]:
         "evaluations_to_target": math.nan,  # from the evaluations, in parse_runs
         "base_workload": str(record.workload_settings.get("base_workload") or ""),
         "benchmark_workloads": ",".join(record.workload_settings.get("benchmark_workloads") or ()),
+        "command": record.command or "",
     }
 
 
