@@ -122,7 +122,7 @@ def page(
     shared_method = methods.pop() if len(methods) == 1 else ""
     title = "Report: " + ", ".join(str(d) for d in results_dirs) if results_dirs else "Report"
     body = [
-        f"<header><h1>{esc(title)}</h1>",
+        f"<header id=top><h1>{esc(title)}</h1>",
         provenance(groups, runs, command, results_dirs),
         f"<p class=rules><b>Scoring.</b> {esc(shared_method)}</p>" if shared_method else "",
         _contents(groups, figures, warnings),
@@ -203,7 +203,7 @@ def provenance(
         ("packages", package_versions(runs["packages"])),
     ]
     rows = "".join(f"<dt>{esc(k)}</dt><dd>{esc(v)}</dd>" for k, v in items)
-    return f"<dl class=provenance>{rows}</dl>"
+    return f"<dl id=provenance class=provenance>{rows}</dl>"
 
 
 # -- leaderboards --------------------------------------------------------------------------------
