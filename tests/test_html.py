@@ -241,7 +241,7 @@ def test_recorded_text_is_escaped_and_the_page_stands_alone(made):
     out, _, _ = made
     text = (out / html.PAGE).read_text()
     assert HOSTILE not in text and "<img src=x" not in text, "recorded text is never markup"
-    assert json.dumps(HOSTILE, ensure_ascii=False).replace("<", "\\u003c") in text
+    assert json.dumps(HOSTILE).replace("<", "\\u003c") in text
     assert "://" not in text, "nothing is fetched: no URL of any scheme in the page"
     assert list(out.parent.rglob(html.PAGE)) == [out / html.PAGE], "nothing in the run folders"
 
