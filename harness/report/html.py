@@ -56,7 +56,7 @@ class Column:
     below: bool = False  # shown on a line of its own under the run's row
 
 
-RUN_COLUMNS = (
+TABLE_COLUMNS = (
     Column("run", "run", "run"),
     Column("leaderboard", "board", "num"),
     Column("submission", "submission", "text"),
@@ -419,7 +419,7 @@ def _targets(runs: pd.DataFrame) -> list[str]:
 
 
 def runs_data(groups: Sequence[Group], runs: pd.DataFrame, record_warnings: Sequence[str]) -> str:
-    """The per-run table as a JavaScript literal: {columns: RUN_COLUMNS, values: one list per
+    """The per-run table as a JavaScript literal: {columns: TABLE_COLUMNS, values: one list per
     column, a value per run}."""
     board_of: dict[str, int] = {}
     best: set[str] = set()
@@ -447,7 +447,7 @@ def runs_data(groups: Sequence[Group], runs: pd.DataFrame, record_warnings: Sequ
         commands,
     ]
     # By column: ten thousand rows as lists would cost a garbage collection or two.
-    data = {"columns": [vars(c) for c in RUN_COLUMNS], "values": columns}
+    data = {"columns": [vars(c) for c in TABLE_COLUMNS], "values": columns}
     # Infinity and NaN are JavaScript; "<" inside strings only, so \u003c keeps </script> out.
     text = json.dumps(data, allow_nan=True, separators=(",", ":"))
     return text.replace("<", "\\u003c")
@@ -458,7 +458,7 @@ def runs_section(
 ) -> str:
     heads = "".join(
         f"<th data-key='{esc(c.key)}' scope=col><button type=button>{esc(c.label)}</button></th>"
-        for c in RUN_COLUMNS
+        for c in TABLE_COLUMNS
         if not c.below
     )
     statuses = "".join(
