@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import shlex
 from pathlib import Path
 
 import yaml
@@ -138,6 +139,18 @@ def write_run(
         n_evaluations=len(rows),
         error="RuntimeError: synthetic" if status == "failed" else None,
         hardware=hardware,
+        command="python run.py "
+        + " ".join(
+            shlex.quote(f"{key}={value}")
+            for key, value in (
+                ("submission", submission),
+                ("workload", workload),
+                ("ruleset", ruleset),
+                ("experiment_name", experiment),
+                ("study", study),
+                ("trial", trial),
+            )
+        ),
         disturbed=disturbed,
         disturbed_reason="synthetic disturbance" if disturbed else None,
         speed_index=None

@@ -20,12 +20,22 @@ import numpy as np
 import pandas as pd
 
 from harness import results
-from harness.report import comparison, figures, hyperparameters, load, pooling, scoring, tables
+from harness.report import (
+    comparison,
+    figures,
+    html,
+    hyperparameters,
+    load,
+    pooling,
+    scoring,
+    tables,
+)
 
 RUN_LIST_LIMIT = 5  # run folders named in one warning line; the rest are counted
 # Columns of leaderboard.tex that fit one column of a two-column paper (3.3 in) at \small
 # with intervals: submission, score, speedup and two workloads, measured with pdflatex.
 ONE_COLUMN_LIMIT = 5
+PRINTED: list[str] = []  # this report's warnings, for report.html
 
 
 @dataclass
@@ -38,6 +48,7 @@ class Group:
 
 
 def warn(message: str) -> None:
+    PRINTED.append(message)
     print(f"warning: {message}", file=sys.stderr, flush=True)
 
 
@@ -566,6 +577,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="font family of the figures: sans-serif (default), serif, times (Times-like, "
         "bundled), or any installed family, to match the paper",
     )
+    parser.add_argument("--no-html", action="store_true", help="do not write report.html")
     parser.add_argument("--no-cache", action="store_true", help="ignore the parquet cache")
     parser.add_argument("--strict", action="store_true", help="exit 1 when any study is incomplete")
     args = parser.parse_intermixed_args(argv)  # folders may follow options
@@ -684,6 +696,8 @@ def load_all(folders: Sequence[Path], use_cache: bool) -> load.Results | None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    args.argv = sys.argv[1:] if argv is None else list(argv)  # for report.html's provenance
+    PRINTED.clear()
     folders = args.results_dirs
     for folder in folders:
         if not folder.is_dir():
@@ -786,6 +800,8 @@ def _report(args, folders, loaded, runs, settings, declared, choices, pool) -> i
     for group in groups:
         for problem in group.context.problems:
             warn(f"leaderboard {group.context.label()}: {problem}")
+    if not args.no_html:
+        written.append(html.write(out, groups, loaded, written, PRINTED, args.argv))
     print((out / "leaderboard.md").read_text(encoding="utf-8"))
     print(f"wrote {len(written)} files to {out}")
     incomplete = any(g.context.incomplete for g in groups)

@@ -73,6 +73,7 @@ RUN_COLUMNS = (
     "evaluations_to_target",  # 0-based index of the first evaluation meeting the target; NaN
     "base_workload",  # a held-out variant's base workload ("" for others; the held-out rule)
     "benchmark_workloads",  # the benchmark's declared workloads, comma-separated ("" = none)
+    "command",  # the command that reruns this run alone ("" where the record has none)
 )
 
 
@@ -180,6 +181,7 @@ def parse_record(run_dir: Path, run_id: str) -> dict[str, Any]:
         "evaluations_to_target": math.nan,  # from the evaluations, in parse_runs
         "base_workload": str(record.workload_settings.get("base_workload") or ""),
         "benchmark_workloads": ",".join(record.workload_settings.get("benchmark_workloads") or ()),
+        "command": record.command or "",
     }
 
 

@@ -181,7 +181,7 @@ def no_interval_text(board: Leaderboard) -> str:
     return f"n = {counts}: no interval."
 
 
-def _time_cell(board: Leaderboard, i: int, j: int, context: TableContext) -> tuple[str, str, str]:
+def time_cell(board: Leaderboard, i: int, j: int, context: TableContext) -> tuple[str, str, str]:
     """(value, interval or '', mark) of one submission on one workload."""
     unit = board.settings.unit
     if board.n_studies[i, j] == 0:
@@ -196,7 +196,7 @@ def _time_cell(board: Leaderboard, i: int, j: int, context: TableContext) -> tup
     return value, spread, mark
 
 
-def _score_interval(board: Leaderboard, i: int) -> str:
+def score_interval(board: Leaderboard, i: int) -> str:
     if not _row_has_intervals(board):
         return ""
     return format_interval(*board.scores_ci[:, i], fmt=lambda v: f"{v:.2f}")
@@ -212,7 +212,7 @@ def _speedup_parts(board: Leaderboard, i: int) -> tuple[str, str, str]:
     return value, spread, f"({used}/{scored})" if used < scored else ""
 
 
-def _speedup_text(board: Leaderboard, i: int) -> str:
+def speedup_text(board: Leaderboard, i: int) -> str:
     if board.speedup is None:
         return ""
     return " ".join(p for p in _speedup_parts(board, i) if p)
@@ -297,13 +297,13 @@ def markdown(board: Leaderboard, context: TableContext) -> str:
             str(context.rank(board, i)),
             context.display_name(submission),
             format_score(board.scores[i], board.settings.method),
-            _score_interval(board, i),
+            score_interval(board, i),
             f"{board.reached(i)}/{len(board.scored_workloads)}",
         ]
         if speedup:
-            row.insert(4, _speedup_text(board, i))
+            row.insert(4, speedup_text(board, i))
         for j in range(len(board.workloads)):
-            value, spread, mark = _time_cell(board, i, j, context)
+            value, spread, mark = time_cell(board, i, j, context)
             row.append(" ".join(p for p in (value + mark, spread) if p))
         lines.append("| " + " | ".join(row) + " |")
     lines += [
@@ -393,7 +393,7 @@ def latex(board: Leaderboard, context: TableContext, wide: bool = False) -> str:
     ]
     for i, submission in enumerate(board.submissions):
         score = _latex_cell(
-            format_score(board.scores[i], board.settings.method), _score_interval(board, i)
+            format_score(board.scores[i], board.settings.method), score_interval(board, i)
         )
         row = [str(ranked[i])] if show_rank else []
         row += [latex_escape(context.display_name(submission)), score]
@@ -401,7 +401,7 @@ def latex(board: Leaderboard, context: TableContext, wide: bool = False) -> str:
             value, spread, count = _speedup_parts(board, i)
             row.append(_latex_cell(latex_escape(value), spread, count))
         for j in range(n_workloads):
-            value, spread, mark = _time_cell(board, i, j, context)
+            value, spread, mark = time_cell(board, i, j, context)
             row.append(_latex_cell(latex_escape(value + mark), spread))
         lines.append(" & ".join(row) + " \\\\")
     lines += [
