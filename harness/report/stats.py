@@ -1,0 +1,418 @@
+"""Statistics for claims (docs/design.md, "Scoring"): is submission A faster than B? The
+probability of being faster with stratified-bootstrap intervals, paired tests on per-study times,
+the number of studies that would separate two submissions, and aggregate intervals (median, IQM).
+
+Pure functions of the per-study times of each study's best trial (scoring.best_trials; misses
+are inf). Never reads files, the clock or torch, and never writes anything.
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import scipy.stats
+
+from harness.report.scoring import interval
+
+POWER = 0.8  # the chance of separating two submissions that "studies needed" plans for
+STUDIES_CAP = 100  # "studies needed" searches up to this many studies per workload
+OVERALL = "overall"  # the `workload` of the rows that pool every workload
+AGGREGATES = ("median", "iqm")
+
+
+# -- the statistics ------------------------------------------------------------------------------
+def probability_faster(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """P(X_a < X_b) over every pair of a study of A and a study of B (unpaired), ties counted
+    half, inf (a miss) slower than any time and tied with another miss. Works on the last axis,
+    so [R, n] and [R, m] resamples give [R] probabilities; NaN where a side has no study."""
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if a.shape[-1] == 0 or b.shape[-1] == 0:
+        return np.full(np.broadcast_shapes(a.shape[:-1], b.shape[:-1]), np.nan)
+    x, y = a[..., :, None], b[..., None, :]
+    return ((x < y) + 0.5 * (x == y)).mean(axis=(-2, -1))
+
+
+@dataclass(frozen=True)
+class PairedTest:
+    """A paired test of study k of A against study k of B (they share the study's seed)."""
+
+    test: str  # "wilcoxon", "sign" or "none" (no pairs)
+    p_value: float  # two-sided; NaN with no pairs
+    pairs: int
+    a_faster: int
+    b_faster: int
+    tied: int  # equal times, or both missed
+    misses: int  # pairs where exactly one side missed
+
+    def describe(self) -> str:
+        if self.test == "wilcoxon":
+            return "paired Wilcoxon signed-rank test on per-study log times"
+        if self.test == "sign":
+            why = [f"{self.misses} pair(s) with one miss"] if self.misses else []
+            why += [f"{self.tied} tied pair(s)"] if self.tied else []
+            return (
+                f"paired sign test (exact binomial; not the Wilcoxon signed-rank test, as "
+                f"{' and '.join(why)} give no finite, non-zero difference to rank)"
+            )
+        return "no paired test (no study ran for both)"
+
+
+def paired_test(a: Sequence[float], b: Sequence[float]) -> PairedTest:
+    """Wilcoxon signed-rank on log(t_a / t_b) when every pair has two finite, different times;
+    otherwise the sign test (exact binomial on the untied pairs), which needs only who was faster:
+    a miss has no time, so its difference has no size to rank, and zero differences make the
+    Wilcoxon test's exact distribution unavailable."""
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    a_faster, b_faster = int((a < b).sum()), int((b < a).sum())
+    tied = len(a) - a_faster - b_faster
+    misses = int((np.isinf(a) != np.isinf(b)).sum())
+    counts = dict(pairs=len(a), a_faster=a_faster, b_faster=b_faster, tied=tied, misses=misses)
+    if len(a) == 0:
+        return PairedTest("none", math.nan, **counts)
+    if misses or tied:
+        untied = a_faster + b_faster
+        p = scipy.stats.binomtest(a_faster, untied, 0.5).pvalue if untied else 1.0
+        return PairedTest("sign", float(p), **counts)
+    p = scipy.stats.wilcoxon(np.log(a) - np.log(b)).pvalue
+    return PairedTest("wilcoxon", float(p), **counts)
+
+
+def sign_test_critical(untied: np.ndarray, alpha: float) -> np.ndarray:
+    """For each number of untied pairs u: the largest count k of the loser's wins for which the
+    exact two-sided sign test rejects, i.e. 2 P(K <= k) <= alpha for K ~ Binomial(u, 1/2);
+    -1 where no count rejects."""
+    untied = np.asarray(untied)
+    half = alpha / 2 * (1 + 1e-9)  # the test's own tolerance for ties in probability
+    guess = scipy.stats.binom.ppf(alpha / 2, untied, 0.5)  # may be one off by rounding
+    critical = np.full(untied.shape, -1)
+    for k in (guess - 1, guess, guess + 1):
+        ok = (k >= 0) & (scipy.stats.binom.cdf(k, untied, 0.5) <= half)
+        critical = np.where(ok, np.maximum(critical, k), critical)
+    return critical.astype(int)
+
+
+def sign_test_power(pairs: Sequence[int], win: float, tie: float, alpha: float) -> np.ndarray:
+    """For each number of pairs: the chance that an exact two-sided sign test at level `alpha`
+    rejects in the winner's direction, when each pair is a tie with probability `tie` (ties are
+    dropped, as the test does) and an untied pair goes to the winner with probability `win`."""
+    pairs = np.asarray(pairs)
+    untied = np.arange(int(pairs.max(initial=0)) + 1)
+    critical = sign_test_critical(untied, alpha)
+    reject = np.where(critical >= 0, scipy.stats.binom.cdf(critical, untied, 1 - win), 0.0)
+    chance = scipy.stats.binom.pmf(untied[None, :], pairs[:, None], 1 - tie)  # of u untied
+    return (chance * reject).sum(axis=1)
+
+
+def studies_needed(
+    a_faster: int,
+    b_faster: int,
+    tied: int,
+    workloads: int = 1,
+    confidence: float = 0.95,
+    power: float = POWER,
+    cap: int = STUDIES_CAP,
+) -> float:
+    """Studies per workload (n, so n x `workloads` pairs) for which the sign test at level
+    1 - confidence separates A and B with probability `power`, at the observed effect: a pair
+    ties with the observed rate, and an untied pair goes to the observed winner with the observed
+    rate. inf when the observation shows no winner (or more than `cap` studies are needed)."""
+    untied = a_faster + b_faster
+    if untied == 0 or a_faster == b_faster:
+        return math.inf
+    win = max(a_faster, b_faster) / untied
+    tie = tied / (untied + tied)
+    studies = np.arange(1, cap + 1)
+    enough = np.nonzero(sign_test_power(studies * workloads, win, tie, 1 - confidence) >= power)
+    return float(studies[enough[0][0]]) if len(enough[0]) else math.inf
+
+
+def iqm(values: np.ndarray, axis: int = -1) -> np.ndarray:
+    """Interquartile mean: the mean of the middle half (25 % cut from each end); inf when a miss
+    is in the middle half."""
+    return scipy.stats.trim_mean(values, 0.25, axis=axis)
+
+
+STATISTICS = {"median": lambda v: np.median(v, axis=-1), "iqm": iqm}
+
+
+# -- the bootstrap -------------------------------------------------------------------------------
+def stream(seed: int, *names: str) -> np.random.Generator:
+    """One random stream per (seed, names): a pair's intervals do not move when another
+    submission is added, and the same seed gives the same intervals on any machine."""
+    return np.random.default_rng([seed, *(zlib.crc32(n.encode()) for n in names)])
+
+
+def resample(values: np.ndarray, n_resamples: int, rng: np.random.Generator) -> np.ndarray:
+    """[n_resamples, len(values)]: draws with replacement (a stratum of the stratified
+    bootstrap: the caller resamples each workload's studies separately)."""
+    values = np.asarray(values, dtype=float)
+    return values[rng.integers(0, len(values), size=(n_resamples, len(values)))]
+
+
+# -- comparing submissions -----------------------------------------------------------------------
+def cell_times(studies: pd.DataFrame, submission: str, workload: str) -> pd.DataFrame:
+    """One submission's studies on one workload, indexed by study: time and steps (inf = miss)."""
+    cell = studies[(studies["submission"] == submission) & (studies["workload"] == workload)]
+    times = cell.set_index("study")["time_to_target"].astype(float)
+    steps = cell.set_index("study")["steps_to_target"].astype(float).fillna(np.inf)
+    return pd.DataFrame({"time": times, "steps": steps.where(np.isfinite(times), np.inf)})
+
+
+def compare(
+    studies: pd.DataFrame,
+    a: str,
+    b: str,
+    workloads: Sequence[str],
+    n_resamples: int = 2000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """One row per workload (both submissions have studies there) and one OVERALL row: the
+    probability that A is faster and its stratified-bootstrap interval, the paired tests on time
+    and on steps, and the studies per workload needed to separate them."""
+    rows, resampled, pairs = [], [], {"time": [], "steps": []}
+    for workload in workloads:
+        x, y = cell_times(studies, a, workload), cell_times(studies, b, workload)
+        if x.empty or y.empty:
+            continue
+        draws = probability_faster(
+            resample(x["time"], n_resamples, stream(seed, a, b, workload, "a")),
+            resample(y["time"], n_resamples, stream(seed, a, b, workload, "b")),
+        )
+        resampled.append(draws)
+        paired = x.join(y, how="inner", lsuffix="_a", rsuffix="_b")
+        for unit in pairs:
+            pairs[unit].append(paired[[f"{unit}_a", f"{unit}_b"]].to_numpy())
+        rows.append(
+            _row(
+                workload,
+                [workload],
+                float(probability_faster(x["time"].to_numpy(), y["time"].to_numpy())),
+                draws,
+                {u: p[-1] for u, p in pairs.items()},
+                confidence,
+                studies=(len(x), len(y)),
+            )
+        )
+    if rows:
+        used = [r["workload"] for r in rows]
+        pooled = {u: np.concatenate(p) for u, p in pairs.items()}
+        point = float(np.mean([r["p_a_faster"] for r in rows]))
+        overall = _row(OVERALL, used, point, np.mean(resampled, axis=0), pooled, confidence)
+        overall["studies_a"] = int(sum(r["studies_a"] for r in rows))
+        overall["studies_b"] = int(sum(r["studies_b"] for r in rows))
+        rows.append(overall)
+    frame = pd.DataFrame(rows)
+    if not frame.empty:
+        frame.insert(0, "submission_b", b)
+        frame.insert(0, "submission_a", a)
+    return frame
+
+
+def _row(workload, used, point, draws, pairs, confidence, studies=(0, 0)) -> dict:
+    low, high = interval(draws, confidence)
+    tests = {u: paired_test(p[:, 0], p[:, 1]) for u, p in pairs.items()}
+    time = tests["time"]
+    return {
+        "workload": workload,
+        "workloads": len(used),
+        "studies_a": studies[0],
+        "studies_b": studies[1],
+        "p_a_faster": point,
+        "p_ci_low": float(low),
+        "p_ci_high": float(high),
+        "pairs": time.pairs,
+        "a_faster_pairs": time.a_faster,
+        "b_faster_pairs": time.b_faster,
+        "tied_pairs": time.tied,
+        "miss_pairs": time.misses,
+        "test_time": time.test,
+        "p_value_time": time.p_value,
+        "test_steps": tests["steps"].test,
+        "p_value_steps": tests["steps"].p_value,
+        "studies_needed": studies_needed(
+            time.a_faster, time.b_faster, time.tied, len(used), confidence
+        ),
+    }
+
+
+def pairwise(
+    studies: pd.DataFrame,
+    submissions: Sequence[str],
+    workloads: Sequence[str],
+    n_resamples: int = 2000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """compare() for every pair of submissions, in the given order (A before B)."""
+    frames = [
+        compare(studies, a, b, workloads, n_resamples, confidence, seed)
+        for i, a in enumerate(submissions)
+        for b in submissions[i + 1 :]
+    ]
+    frames = [f for f in frames if not f.empty]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def normalised_times(studies: pd.DataFrame) -> pd.DataFrame:
+    """`studies` with column `normalised`: the study's time divided by its workload's reference,
+    the median of every finite study time on that workload (all submissions); inf for a miss,
+    and for every study of a workload that nobody reached."""
+    finite = studies["time_to_target"].where(np.isfinite(studies["time_to_target"]))
+    reference = finite.groupby(studies["workload"]).transform("median")
+    normalised = (studies["time_to_target"] / reference).where(
+        np.isfinite(studies["time_to_target"]) & reference.notna(), np.inf
+    )
+    return studies.assign(normalised=normalised)
+
+
+def aggregate(
+    studies: pd.DataFrame,
+    submissions: Sequence[str],
+    statistic: str = "median",
+    n_resamples: int = 2000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Per submission: `statistic` (median or iqm) of its normalised times pooled over every
+    study of every workload, with a stratified-bootstrap interval (each workload's studies
+    resampled separately, as rliable does). Lower is faster; inf when misses fill the middle."""
+    if statistic not in STATISTICS:
+        raise ValueError(f"unknown aggregate {statistic!r}; choose {', '.join(AGGREGATES)}")
+    reduce = STATISTICS[statistic]
+    studies = normalised_times(studies)
+    rows = []
+    for submission in submissions:
+        mine = studies[studies["submission"] == submission]
+        strata = [g["normalised"].to_numpy() for _, g in mine.groupby("workload", sort=True)]
+        if not strata:
+            continue
+        draws = np.concatenate(
+            [
+                resample(values, n_resamples, stream(seed, submission, workload, statistic))
+                for (workload, _), values in zip(
+                    mine.groupby("workload", sort=True), strata, strict=True
+                )
+            ],
+            axis=1,
+        )
+        low, high = interval(reduce(draws), confidence)
+        rows.append(
+            {
+                "submission": submission,
+                "statistic": statistic,
+                "value": float(reduce(np.concatenate(strata))),
+                "ci_low": float(low),
+                "ci_high": float(high),
+                "workloads": len(strata),
+                "studies": int(sum(len(s) for s in strata)),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+# -- text ----------------------------------------------------------------------------------------
+def small_n_warning(n_studies: np.ndarray) -> str:
+    """A visible line for a table with a cell of one or two studies; '' when none."""
+    n = np.asarray(n_studies)
+    few = n[(n > 0) & (n < 3)]
+    if not len(few):
+        return ""
+    return (
+        f"**Warning: {len(few)} cell(s) rest on fewer than 3 studies (n = {int(few.min())}).** "
+        "Medians, intervals and tests from so few studies are not evidence of a difference; "
+        "run at least 3 studies per submission and workload (AlgoPerf runs 5)."
+    )
+
+
+def _percent(value: float) -> str:
+    return f"{value:.0%}".replace("%", " %")
+
+
+def _p(value: float) -> str:
+    if math.isnan(value):
+        return "—"
+    if value < 0.001:
+        return "p < 0.001"
+    return f"p = {value:.3f}" if value < 0.1 else f"p = {value:.2f}"
+
+
+def _studies_text(low: int, high: int) -> str:
+    return f"{low}" if low == high else f"{low}–{high}"
+
+
+def _needed_text(row: pd.Series, confidence: float) -> str:
+    level = _percent(confidence)
+    if row["a_faster_pairs"] + row["b_faster_pairs"] == 0 or (
+        row["a_faster_pairs"] == row["b_faster_pairs"]
+    ):
+        return (
+            "the paired studies show no winner, so no number of studies would separate them at "
+            "this effect"
+        )
+    if math.isinf(row["studies_needed"]):
+        return (
+            f"at the observed effect more than {STUDIES_CAP} studies per workload would be "
+            f"needed to separate them at the {level} level"
+        )
+    return (
+        f"at the observed effect about {int(row['studies_needed'])} studies per workload would "
+        f"separate them at the {level} level (exact sign test, {_percent(POWER)} power)"
+    )
+
+
+def _paired_text(overall: pd.Series, a: str, b: str) -> str:
+    time = PairedTest(
+        test=overall["test_time"],
+        p_value=overall["p_value_time"],
+        pairs=int(overall["pairs"]),
+        a_faster=int(overall["a_faster_pairs"]),
+        b_faster=int(overall["b_faster_pairs"]),
+        tied=int(overall["tied_pairs"]),
+        misses=int(overall["miss_pairs"]),
+    )
+    if time.test == "none":
+        return "no study ran for both, so there is no paired test"
+    return (
+        f"{time.describe()}, study k of each paired (same seed): {_p(time.p_value)} "
+        f"(n = {time.pairs} pairs; {a} faster in {time.a_faster}, {b} in {time.b_faster}, "
+        f"{time.tied} tied); the same test on steps-to-target: {_p(overall['p_value_steps'])}"
+    )
+
+
+def paragraph(rows: pd.DataFrame, confidence: float, n_resamples: int) -> str:
+    """The comparison of A with B (rows from compare()) in one paragraph a paper can quote."""
+    a, b = rows["submission_a"].iloc[0], rows["submission_b"].iloc[0]
+    overall = rows[rows["workload"] == OVERALL].iloc[0]
+    cells = rows[rows["workload"] != OVERALL]
+    counts = np.concatenate([cells["studies_a"], cells["studies_b"]]).astype(int)
+    level = _percent(confidence)
+    plural = "ies" if counts.max() != 1 else "y"
+    text = (
+        f"On {len(cells)} workload{'s' if len(cells) != 1 else ''} × "
+        f"{_studies_text(counts.min(), counts.max())} stud{plural}, {a} reached the targets "
+        f"faster than {b} with probability {overall['p_a_faster']:.2f} "
+        f"[{overall['p_ci_low']:.2f}, {overall['p_ci_high']:.2f}] (the chance that a study of {a} "
+        f"is faster than one of {b} on the same workload, ties counted half, averaged over "
+        f"workloads; {level} stratified bootstrap over studies, {n_resamples} resamples)"
+    )
+    if len(cells) > 1:
+        text += "; per workload: " + ", ".join(
+            f"{r.workload} {r.p_a_faster:.2f} [{r.p_ci_low:.2f}, {r.p_ci_high:.2f}]"
+            for r in cells.itertuples()
+        )
+    text += "; " + _paired_text(overall, a, b)
+    if overall["pairs"]:
+        text += "; " + _needed_text(overall, confidence)
+    if counts.min() < 3:
+        text += (
+            f". Caution: some cells have only {counts.min()} "
+            f"stud{'ies' if counts.min() != 1 else 'y'}; intervals and tests from so few "
+            "studies are not evidence"
+        )
+    return text + "."
