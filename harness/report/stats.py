@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import scipy.stats
 
-from harness.report.scoring import interval
+from harness.report.scoring import Leaderboard, interval
 
 POWER = 0.8  # the chance of separating two submissions that "studies needed" plans for
 STUDIES_CAP = 100  # "studies needed" searches up to this many studies per workload
@@ -171,10 +171,12 @@ def compare(
     n_resamples: int = 2000,
     confidence: float = 0.95,
     seed: int = 0,
+    pooled: Sequence[str] | None = None,
 ) -> pd.DataFrame:
-    """One row per workload (both submissions have studies there) and one OVERALL row: the
-    probability that A is faster and its stratified-bootstrap interval, the paired tests on time
-    and on steps, and the studies per workload needed to separate them."""
+    """One row per workload (both submissions have studies there) and one OVERALL row over the
+    `pooled` ones (default: all; a leaderboard pools its scored workloads, not held-out
+    variants): the probability that A is faster and its stratified-bootstrap interval, the
+    paired tests on time and on steps, and the studies per workload needed to separate them."""
     rows, resampled, pairs = [], [], {"time": [], "steps": []}
     for workload in workloads:
         x, y = cell_times(studies, a, workload), cell_times(studies, b, workload)
@@ -199,13 +201,15 @@ def compare(
                 studies=(len(x), len(y)),
             )
         )
-    if rows:
-        used = [r["workload"] for r in rows]
-        pooled = {u: np.concatenate(p) for u, p in pairs.items()}
-        point = float(np.mean([r["p_a_faster"] for r in rows]))
-        overall = _row(OVERALL, used, point, np.mean(resampled, axis=0), pooled, confidence)
-        overall["studies_a"] = int(sum(r["studies_a"] for r in rows))
-        overall["studies_b"] = int(sum(r["studies_b"] for r in rows))
+    keep = [k for k, r in enumerate(rows) if pooled is None or r["workload"] in pooled]
+    if keep:
+        used = [rows[k]["workload"] for k in keep]
+        together = {u: np.concatenate([p[k] for k in keep]) for u, p in pairs.items()}
+        point = float(np.mean([rows[k]["p_a_faster"] for k in keep]))
+        draws = np.mean([resampled[k] for k in keep], axis=0)
+        overall = _row(OVERALL, used, point, draws, together, confidence)
+        overall["studies_a"] = int(sum(rows[k]["studies_a"] for k in keep))
+        overall["studies_b"] = int(sum(rows[k]["studies_b"] for k in keep))
         rows.append(overall)
     frame = pd.DataFrame(rows)
     if not frame.empty:
@@ -248,10 +252,11 @@ def pairwise(
     n_resamples: int = 2000,
     confidence: float = 0.95,
     seed: int = 0,
+    pooled: Sequence[str] | None = None,
 ) -> pd.DataFrame:
     """compare() for every pair of submissions, in the given order (A before B)."""
     frames = [
-        compare(studies, a, b, workloads, n_resamples, confidence, seed)
+        compare(studies, a, b, workloads, n_resamples, confidence, seed, pooled)
         for i, a in enumerate(submissions)
         for b in submissions[i + 1 :]
     ]
@@ -381,7 +386,8 @@ def _paired_text(overall: pd.Series, a: str, b: str) -> str:
     return (
         f"{time.describe()}, study k of each paired (same seed): {_p(time.p_value)} "
         f"(n = {time.pairs} pairs; {a} faster in {time.a_faster}, {b} in {time.b_faster}, "
-        f"{time.tied} tied); the same test on steps-to-target: {_p(overall['p_value_steps'])}"
+        f"{time.tied} tied); on steps-to-target ({overall['test_steps']}): "
+        f"{_p(overall['p_value_steps'])}"
     )
 
 
@@ -390,11 +396,12 @@ def paragraph(rows: pd.DataFrame, confidence: float, n_resamples: int) -> str:
     a, b = rows["submission_a"].iloc[0], rows["submission_b"].iloc[0]
     overall = rows[rows["workload"] == OVERALL].iloc[0]
     cells = rows[rows["workload"] != OVERALL]
+    n_workloads = int(overall["workloads"])
     counts = np.concatenate([cells["studies_a"], cells["studies_b"]]).astype(int)
     level = _percent(confidence)
     plural = "ies" if counts.max() != 1 else "y"
     text = (
-        f"On {len(cells)} workload{'s' if len(cells) != 1 else ''} × "
+        f"On {n_workloads} workload{'s' if n_workloads != 1 else ''} × "
         f"{_studies_text(counts.min(), counts.max())} stud{plural}, {a} reached the targets "
         f"faster than {b} with probability {overall['p_a_faster']:.2f} "
         f"[{overall['p_ci_low']:.2f}, {overall['p_ci_high']:.2f}] (the chance that a study of {a} "
@@ -416,3 +423,84 @@ def paragraph(rows: pd.DataFrame, confidence: float, n_resamples: int) -> str:
             "studies are not evidence"
         )
     return text + "."
+
+
+# -- a leaderboard's statistics ------------------------------------------------------------------
+def of_leaderboard(board: Leaderboard) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(every pair of its submissions on every workload and overall, the median and IQM
+    aggregates of every submission), with the leaderboard's bootstrap settings."""
+    s = board.settings
+    boot = dict(n_resamples=s.n_resamples, confidence=s.confidence, seed=s.seed)
+    pairs = pairwise(
+        board.studies, board.submissions, board.workloads, pooled=board.scored_workloads, **boot
+    )
+    aggregates = pd.concat(
+        [aggregate(board.studies, board.submissions, how, **boot) for how in AGGREGATES],
+        ignore_index=True,
+    )
+    return pairs, aggregates
+
+
+def _bracket(value: float, low: float, high: float) -> str:
+    return f"{value:.2f} [{low:.2f}, {high:.2f}]"
+
+
+def markdown(title: str, board: Leaderboard, pairs: pd.DataFrame, aggregates: pd.DataFrame) -> str:
+    """The short statistics.md section of one leaderboard: the pairs overall, the aggregates."""
+    level = _percent(board.settings.confidence)
+    lines = [f"## {title}", ""]
+    warning = small_n_warning(board.n_studies)
+    if warning:
+        lines += [warning, ""]
+    overall = pairs[pairs["workload"] == OVERALL] if not pairs.empty else pairs
+    if not overall.empty:
+        lines += [
+            f"| A | B | P(A faster) [{level}] | paired test | p (time) | p (steps) | "
+            "studies needed per workload |",
+            "|---|---|---:|---|---:|---:|---:|",
+        ]
+        for r in overall.itertuples():
+            needed = "—" if math.isinf(r.studies_needed) else f"{r.studies_needed:.0f}"
+            lines.append(
+                f"| {r.submission_a} | {r.submission_b} | "
+                f"{_bracket(r.p_a_faster, r.p_ci_low, r.p_ci_high)} | {r.test_time} | "
+                f"{_p(r.p_value_time).removeprefix('p = ')} | "
+                f"{_p(r.p_value_steps).removeprefix('p = ')} | {needed} |"
+            )
+        lines.append("")
+    table = aggregates.pivot(index="submission", columns="statistic")
+    lines += [
+        f"Aggregate normalised time ({level} stratified bootstrap intervals; lower is faster):",
+        "",
+        "| submission | median | IQM | workloads | studies |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for submission in [s for s in board.submissions if s in table.index]:
+        row = table.loc[submission]
+        cells = [
+            _bracket(*(row[c, how] for c in ("value", "ci_low", "ci_high"))) for how in AGGREGATES
+        ]
+        lines.append(
+            f"| {submission} | {' | '.join(cells)} | {int(row['workloads', 'median'])} | "
+            f"{int(row['studies', 'median'])} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def header(confidence: float) -> str:
+    """The head of statistics.md: what each column means."""
+    return (
+        "# Statistics\n\n"
+        "Generated by `python -m harness.report` from the per-study times of each study's best "
+        'trial (docs/design.md, "Scoring"). P(A faster): the chance that a study of A reaches '
+        "the target before a study of B on the same workload (ties half, a miss slower than any "
+        "time), averaged over workloads, with a stratified bootstrap interval (studies resampled "
+        "within each workload). Paired test: study k of A against study k of B; the Wilcoxon "
+        "signed-rank test on log times when every pair has two finite, different times, else "
+        "the exact sign test. Studies needed: per workload, for an exact sign test at the "
+        f"{_percent(confidence)} level to separate them with {_percent(POWER)} chance at the "
+        f"observed effect (—: no winner observed, or over {STUDIES_CAP}). Normalised time: a "
+        "study's time over the median of every finite study time on its workload. Every pair and "
+        "workload is in pairwise.csv; `python -m harness.report DIR --compare A B` says it in a "
+        "paragraph.\n\n"
+    )

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from harness.report.scoring import UNITS, Leaderboard
+from harness.report.stats import small_n_warning
 
 
 @dataclass
@@ -169,6 +170,7 @@ def markdown(board: Leaderboard, context: TableContext) -> str:
         "",
         f"Hardware: {context.hardware_text()}. {context.studies_text(board)}.",
         "",
+        *((warning, "") if (warning := small_n_warning(board.n_studies)) else ()),
         _method_text(board),
         "",
         "| " + " | ".join(header) + " |",
