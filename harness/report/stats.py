@@ -187,7 +187,7 @@ def compare(
             resample(y["time"], n_resamples, stream(seed, a, b, workload, "b")),
         )
         resampled.append(draws)
-        paired = x.join(y, how="inner", lsuffix="_a", rsuffix="_b")
+        paired = x.add_suffix("_a").join(y.add_suffix("_b"), how="inner")
         for unit in pairs:
             pairs[unit].append(paired[[f"{unit}_a", f"{unit}_b"]].to_numpy())
         rows.append(
