@@ -113,6 +113,18 @@ def test_bootstrap_interval_is_the_exact_stratified_bootstrap_quantiles():
     assert (overall["p_ci_low"], overall["p_ci_high"]) == pytest.approx((low, high))
 
 
+def test_resampled_probability_is_probability_faster_of_each_explicit_resample():
+    a, b = np.array([1.0, 3.0, INF, 3.0]), np.array([3.0, INF, 0.5])
+    rng = np.random.default_rng(5)
+    counts_a = stats.resample_counts(len(a), 30, rng)
+    counts_b = stats.resample_counts(len(b), 30, rng)
+    assert (counts_a.sum(axis=1) == len(a)).all() and (counts_b.sum(axis=1) == len(b)).all()
+    got = stats.resampled_probability(a, b, counts_a, counts_b)
+    for r in range(30):
+        x, y = np.repeat(a, counts_a[r]), np.repeat(b, counts_b[r])
+        assert got[r] == pytest.approx(float(stats.probability_faster(x, y)))
+
+
 def test_one_study_each_gives_a_point_interval():
     rows = stats.compare(studies_frame({("A", "w"): [2.0], ("B", "w"): [3.0]}), "A", "B", ["w"])
     overall = rows.set_index("workload").loc[stats.OVERALL]

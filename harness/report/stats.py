@@ -8,6 +8,7 @@ are inf). Never reads files, the clock or torch, and never writes anything.
 
 from __future__ import annotations
 
+import functools
 import math
 import zlib
 from collections.abc import Sequence
@@ -75,11 +76,15 @@ def paired_test(a: Sequence[float], b: Sequence[float]) -> PairedTest:
     if len(a) == 0:
         return PairedTest("none", math.nan, **counts)
     if misses or tied:
-        untied = a_faster + b_faster
-        p = scipy.stats.binomtest(a_faster, untied, 0.5).pvalue if untied else 1.0
-        return PairedTest("sign", float(p), **counts)
+        return PairedTest("sign", sign_test_p(a_faster, a_faster + b_faster), **counts)
     p = scipy.stats.wilcoxon(np.log(a) - np.log(b)).pvalue
     return PairedTest("wilcoxon", float(p), **counts)
+
+
+@functools.cache
+def sign_test_p(wins: int, untied: int) -> float:
+    """Two-sided exact sign test (binomial, p = 1/2) of `wins` of `untied` pairs; 1 if none."""
+    return float(scipy.stats.binomtest(wins, untied, 0.5).pvalue) if untied else 1.0
 
 
 def sign_test_critical(untied: np.ndarray, alpha: float) -> np.ndarray:
@@ -96,18 +101,33 @@ def sign_test_critical(untied: np.ndarray, alpha: float) -> np.ndarray:
     return critical.astype(int)
 
 
+@functools.cache
+def _critical_table(max_untied: int, alpha: float) -> np.ndarray:
+    return sign_test_critical(np.arange(max_untied + 1), alpha)
+
+
+def _reject_chance(max_untied: int, win: float, alpha: float) -> np.ndarray:
+    """[u]: the chance that the sign test on u untied pairs rejects for the winner."""
+    untied = np.arange(max_untied + 1)
+    critical = _critical_table(max_untied, alpha)
+    return np.where(critical >= 0, scipy.stats.binom.cdf(critical, untied, 1 - win), 0.0)
+
+
+def _power(pairs: np.ndarray, reject: np.ndarray, tie: float) -> np.ndarray:
+    untied = np.arange(int(pairs.max(initial=0)) + 1)
+    chance = scipy.stats.binom.pmf(untied[None, :], pairs[:, None], 1 - tie)  # of u untied
+    return (chance * reject[: len(untied)]).sum(axis=1)
+
+
 def sign_test_power(pairs: Sequence[int], win: float, tie: float, alpha: float) -> np.ndarray:
     """For each number of pairs: the chance that an exact two-sided sign test at level `alpha`
     rejects in the winner's direction, when each pair is a tie with probability `tie` (ties are
     dropped, as the test does) and an untied pair goes to the winner with probability `win`."""
     pairs = np.asarray(pairs)
-    untied = np.arange(int(pairs.max(initial=0)) + 1)
-    critical = sign_test_critical(untied, alpha)
-    reject = np.where(critical >= 0, scipy.stats.binom.cdf(critical, untied, 1 - win), 0.0)
-    chance = scipy.stats.binom.pmf(untied[None, :], pairs[:, None], 1 - tie)  # of u untied
-    return (chance * reject).sum(axis=1)
+    return _power(pairs, _reject_chance(int(pairs.max(initial=0)), win, alpha), tie)
 
 
+@functools.cache  # a report asks the same few (wins, losses, ties) for many pairs
 def studies_needed(
     a_faster: int,
     b_faster: int,
@@ -126,9 +146,13 @@ def studies_needed(
         return math.inf
     win = max(a_faster, b_faster) / untied
     tie = tied / (untied + tied)
-    studies = np.arange(1, cap + 1)
-    enough = np.nonzero(sign_test_power(studies * workloads, win, tie, 1 - confidence) >= power)
-    return float(studies[enough[0][0]]) if len(enough[0]) else math.inf
+    reject = _reject_chance(cap * workloads, win, 1 - confidence)
+    for first in range(1, cap + 1, 10):  # in blocks: a clear winner needs few studies
+        studies = np.arange(first, min(first + 10, cap + 1))
+        enough = np.nonzero(_power(studies * workloads, reject, tie) >= power)[0]
+        if len(enough):
+            return float(studies[enough[0]])
+    return math.inf
 
 
 def iqm(values: np.ndarray, axis: int = -1) -> np.ndarray:
@@ -154,17 +178,54 @@ def resample(values: np.ndarray, n_resamples: int, rng: np.random.Generator) -> 
     return values[rng.integers(0, len(values), size=(n_resamples, len(values)))]
 
 
+def resample_counts(n: int, n_resamples: int, rng: np.random.Generator) -> np.ndarray:
+    """[n_resamples, n]: how often each of n studies is drawn in each resample (the draws of
+    resample(), counted)."""
+    picks = rng.integers(0, n, size=(n_resamples, n))
+    flat = picks + n * np.arange(n_resamples)[:, None]
+    return np.bincount(flat.ravel(), minlength=n_resamples * n).reshape(n_resamples, n)
+
+
+def resampled_probability(
+    a: np.ndarray, b: np.ndarray, counts_a: np.ndarray, counts_b: np.ndarray
+) -> np.ndarray:
+    """probability_faster() of every resample of a and of b (resample_counts(): each side
+    drawn on its own). A resample only reweights the pairs, so P = counts_a . S . counts_b /
+    (n m), where S holds each pair's 1 / 0.5 / 0: a matrix product, not a comparison of every
+    drawn pair."""
+    score = (a[:, None] < b[None, :]) + 0.5 * (a[:, None] == b[None, :])
+    return ((counts_a @ score) * counts_b).sum(axis=1) / (len(a) * len(b))
+
+
 # -- comparing submissions -----------------------------------------------------------------------
-def cell_times(studies: pd.DataFrame, submission: str, workload: str) -> pd.DataFrame:
-    """One submission's studies on one workload, indexed by study: time and steps (inf = miss)."""
-    cell = studies[(studies["submission"] == submission) & (studies["workload"] == workload)]
-    times = cell.set_index("study")["time_to_target"].astype(float)
-    steps = cell.set_index("study")["steps_to_target"].astype(float).fillna(np.inf)
-    return pd.DataFrame({"time": times, "steps": steps.where(np.isfinite(times), np.inf)})
+@dataclass(frozen=True)
+class Cell:
+    """One submission's studies on one workload, by study number; inf = a miss."""
+
+    study: np.ndarray
+    time: np.ndarray
+    steps: np.ndarray
+    counts: np.ndarray  # [resamples, studies]: the cell's bootstrap draws (resample_counts)
+
+
+def cells(
+    studies: pd.DataFrame, n_resamples: int = 2000, seed: int = 0
+) -> dict[tuple[str, str], Cell]:
+    """Every (submission, workload) of a best_trials() frame, split once, with its bootstrap
+    draws from its own stream (the same draws in every pair it is part of)."""
+    studies = studies.sort_values("study")
+    time = studies["time_to_target"].to_numpy(dtype=float)
+    steps = studies["steps_to_target"].to_numpy(dtype=float)
+    steps = np.where(np.isfinite(time) & ~np.isnan(steps), steps, np.inf)
+    found = {}
+    for key, rows in studies.groupby(["submission", "workload"], sort=False).indices.items():
+        draws = resample_counts(len(rows), n_resamples, stream(seed, *key, "studies"))
+        found[key] = Cell(studies["study"].to_numpy()[rows], time[rows], steps[rows], draws)
+    return found
 
 
 def compare(
-    studies: pd.DataFrame,
+    studies: pd.DataFrame | dict[tuple[str, str], Cell],
     a: str,
     b: str,
     workloads: Sequence[str],
@@ -176,29 +237,29 @@ def compare(
     """One row per workload (both submissions have studies there) and one OVERALL row over the
     `pooled` ones (default: all; a leaderboard pools its scored workloads, not held-out
     variants): the probability that A is faster and its stratified-bootstrap interval, the
-    paired tests on time and on steps, and the studies per workload needed to separate them."""
+    paired tests on time and on steps, and the studies per workload needed to separate them.
+    `studies`: a best_trials() frame, or its cells() (which fix the resamples and seed)."""
+    if isinstance(studies, pd.DataFrame):
+        studies = cells(studies, n_resamples, seed)
     rows, resampled, pairs = [], [], {"time": [], "steps": []}
     for workload in workloads:
-        x, y = cell_times(studies, a, workload), cell_times(studies, b, workload)
-        if x.empty or y.empty:
+        x, y = studies.get((a, workload)), studies.get((b, workload))
+        if x is None or y is None:
             continue
-        draws = probability_faster(
-            resample(x["time"], n_resamples, stream(seed, a, b, workload, "a")),
-            resample(y["time"], n_resamples, stream(seed, a, b, workload, "b")),
-        )
+        draws = resampled_probability(x.time, y.time, x.counts, y.counts)
         resampled.append(draws)
-        paired = x.add_suffix("_a").join(y.add_suffix("_b"), how="inner")
-        for unit in pairs:
-            pairs[unit].append(paired[[f"{unit}_a", f"{unit}_b"]].to_numpy())
+        _, i, j = np.intersect1d(x.study, y.study, return_indices=True)  # study k with study k
+        pairs["time"].append(np.stack([x.time[i], y.time[j]], axis=1))
+        pairs["steps"].append(np.stack([x.steps[i], y.steps[j]], axis=1))
         rows.append(
             _row(
                 workload,
                 [workload],
-                float(probability_faster(x["time"].to_numpy(), y["time"].to_numpy())),
+                float(probability_faster(x.time, y.time)),
                 draws,
                 {u: p[-1] for u, p in pairs.items()},
                 confidence,
-                studies=(len(x), len(y)),
+                studies=(len(x.time), len(y.time)),
             )
         )
     keep = [k for k, r in enumerate(rows) if pooled is None or r["workload"] in pooled]
@@ -255,8 +316,9 @@ def pairwise(
     pooled: Sequence[str] | None = None,
 ) -> pd.DataFrame:
     """compare() for every pair of submissions, in the given order (A before B)."""
+    split = cells(studies, n_resamples, seed)
     frames = [
-        compare(studies, a, b, workloads, n_resamples, confidence, seed, pooled)
+        compare(split, a, b, workloads, n_resamples, confidence, seed, pooled)
         for i, a in enumerate(submissions)
         for b in submissions[i + 1 :]
     ]
