@@ -202,6 +202,16 @@ def test_steps_are_tested_on_their_own_and_pairs_follow_the_study_number():
         assert row["p_value_steps"] == pytest.approx(10 / 16)
 
 
+def test_pairs_are_the_studies_both_ran():
+    # B lacks study 0: pairs are studies 1 and 2 (A faster in both), never A's 0 with B's 1.
+    frame = studies_frame({("A", "w"): [9.0, 1.0, 2.0], ("B", "w"): [5.0, 3.0, 4.0]})
+    frame = frame[~((frame["submission"] == "B") & (frame["study"] == 0))]
+    row = stats.compare(frame, "A", "B", ["w"], n_resamples=20).set_index("workload").loc["w"]
+    assert (row["pairs"], row["a_faster_pairs"], row["b_faster_pairs"]) == (2, 2, 0)
+    assert (row["studies_a"], row["studies_b"]) == (3, 2)
+    assert row["p_a_faster"] == pytest.approx(4 / 6)  # unpaired: 9 beats neither of 3, 4
+
+
 # -- studies needed ------------------------------------------------------------------------------
 def power_by_brute_force(pairs: int, win: float, tie: float, alpha: float) -> float:
     """Sum over every outcome (untied u, loser's wins k) of its probability where the exact
@@ -268,13 +278,14 @@ def test_iqm_by_hand():
 
 def test_normalised_times_by_hand():
     frame = studies_frame(
-        {("A", "w1"): [2.0, 4.0], ("B", "w1"): [6.0, INF], ("A", "w2"): [10.0], ("B", "w2"): [30.0]}
+        {("A", "w1"): [2.0, 4.0], ("B", "w1"): [9.0, INF], ("A", "w2"): [10.0], ("B", "w2"): [30.0]}
         | {("A", "none"): [INF], ("B", "none"): [INF]}
     )
     got = stats.normalised_times(frame).set_index(["submission", "workload", "study"])["normalised"]
-    # w1: median of 2, 4, 6 = 4; w2: median of 10, 30 = 20; "none": nobody reached.
+    # w1: median of 2, 4, 9 = 4 (their mean is 5); w2: median of 10, 30 = 20; "none": nobody
+    # reached.
     expected = {
-        ("A", "w1", 0): 0.5, ("A", "w1", 1): 1.0, ("B", "w1", 0): 1.5, ("B", "w1", 1): INF,
+        ("A", "w1", 0): 0.5, ("A", "w1", 1): 1.0, ("B", "w1", 0): 2.25, ("B", "w1", 1): INF,
         ("A", "w2", 0): 0.5, ("B", "w2", 0): 1.5, ("A", "none", 0): INF, ("B", "none", 0): INF,
     }  # fmt: skip
     assert got.to_dict() == expected
@@ -375,11 +386,12 @@ def test_markdown_table_warns_when_a_cell_has_fewer_than_3_studies(tmp_path, cap
 
 
 def test_statistics_use_the_leaderboards_bootstrap_settings():
-    frame = studies_frame({("A", "w"): [1.0, 2.0, 5.0], ("B", "w"): [3.0, 4.0, 0.5]})
+    a_times = [1.0, 2.5, 4.0, 5.5, 7.0, 8.5, 10.0, 11.5]
+    frame = studies_frame({("A", "w"): a_times, ("B", "w"): [t + 1.5 for t in a_times[::-1]]})
     board = scoring.Leaderboard(
         submissions=["A", "B"], workloads=["w"], times=np.zeros((2, 1)),
-        times_ci=np.zeros((2, 2, 1)), steps=np.zeros((2, 1)), n_studies=np.full((2, 1), 3),
-        n_reached=np.full((2, 1), 3), scores=np.zeros(2), scores_ci=np.zeros((2, 2)),
+        times_ci=np.zeros((2, 2, 1)), steps=np.zeros((2, 1)), n_studies=np.full((2, 1), 8),
+        n_reached=np.full((2, 1), 8), scores=np.zeros(2), scores_ci=np.zeros((2, 2)),
         other_scores={}, speedup=None, speedup_ci=None, speedup_workloads=None, studies=frame,
         settings=scoring.Settings(n_resamples=300, confidence=0.9, seed=7),
         scored_workloads=["w"],
@@ -387,4 +399,6 @@ def test_statistics_use_the_leaderboards_bootstrap_settings():
     pairs, aggregates = stats.of_leaderboard(board)
     direct = stats.compare(frame, "A", "B", ["w"], n_resamples=300, confidence=0.9, seed=7)
     pd.testing.assert_frame_equal(pairs, direct)
+    other_seed = stats.compare(frame, "A", "B", ["w"], n_resamples=300, confidence=0.9, seed=0)
+    assert not other_seed[["p_ci_low", "p_ci_high"]].equals(direct[["p_ci_low", "p_ci_high"]])
     assert set(aggregates["statistic"]) == {"median", "iqm"}
