@@ -447,7 +447,8 @@ def _paired_text(overall: pd.Series, a: str, b: str) -> str:
         return "no study ran for both, so there is no paired test"
     return (
         f"{time.describe()}, study k of each paired (same seed): {_p(time.p_value)} "
-        f"(n = {time.pairs} pairs; {a} faster in {time.a_faster}, {b} in {time.b_faster}, "
+        f"(n = {time.pairs} pair{'s' if time.pairs != 1 else ''}; {a} faster in "
+        f"{time.a_faster}, {b} in {time.b_faster}, "
         f"{time.tied} tied); on steps-to-target ({overall['test_steps']}): "
         f"{_p(overall['p_value_steps'])}"
     )
