@@ -402,3 +402,12 @@ def test_statistics_use_the_leaderboards_bootstrap_settings():
     other_seed = stats.compare(frame, "A", "B", ["w"], n_resamples=300, confidence=0.9, seed=0)
     assert not other_seed[["p_ci_low", "p_ci_high"]].equals(direct[["p_ci_low", "p_ci_high"]])
     assert set(aggregates["statistic"]) == {"median", "iqm"}
+
+
+def test_compare_across_leaderboards_is_refused(tmp_path, capsys):
+    write_study_grid(tmp_path, {("lion", "digits"): [8.0, 9.0, 7.0]}, ruleset="self")
+    write_study_grid(tmp_path, {("adamw", "digits"): [9.0, 8.0, 10.0]}, ruleset="fixed")
+    assert cli.main([str(tmp_path), *FAST, "--compare", "lion", "adamw"]) == 2
+    captured = capsys.readouterr()
+    assert "have no finished studies on a common workload of one leaderboard" in captured.err
+    assert "On " not in captured.out

@@ -335,7 +335,8 @@ def write_statistics(groups: list[Group], out: Path) -> list[Path]:
     for group in groups:
         pairs, aggregates = stats.of_leaderboard(group.board)
         text += stats.markdown(group.context.title(), group.board, pairs, aggregates) + "\n"
-        frames.append(pairs.assign(leaderboard=group.context.number))
+        pairs.insert(0, "leaderboard", group.context.number)
+        frames.append(pairs)
     paths = [out / "statistics.md", out / "pairwise.csv"]
     results.write_text(paths[0], text)
     results.write_text(paths[1], pd.concat(frames, ignore_index=True).to_csv(index=False))
