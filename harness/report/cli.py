@@ -28,6 +28,7 @@ from harness.report import (
     load,
     pooling,
     scoring,
+    stats,
     tables,
 )
 
@@ -451,6 +452,59 @@ def write_figures(jobs: list[figures.Job], out: Path, pool=None) -> tuple[list[P
     return paths, problems
 
 
+def write_statistics(groups: list[Group], out: Path) -> list[Path]:
+    """statistics.md and pairwise.csv: every pair of submissions, per workload and overall."""
+    text, frames = stats.header(groups[0].board.settings.confidence), []
+    for group in groups:
+        pairs, aggregates = stats.of_leaderboard(group.board)
+        text += stats.markdown(group.context.title(), group.board, pairs, aggregates) + "\n"
+        pairs.insert(0, "leaderboard", group.context.number)
+        frames.append(pairs)
+    paths = [out / "statistics.md", out / "pairwise.csv"]
+    results.write_text(paths[0], text)
+    results.write_text(paths[1], pd.concat(frames, ignore_index=True).to_csv(index=False))
+    return paths
+
+
+def compare_names_problem(runs: pd.DataFrame, names: Sequence[str], results_dir: str) -> str:
+    """One paragraph when --compare names a submission without runs here (or one twice)."""
+    known = sorted(runs["submission"].unique())
+    unknown = [n for n in names if n not in known]
+    if not unknown and names[0] != names[1]:
+        return ""
+    what = (
+        f"names {', '.join(unknown)}, which has no runs under {results_dir}"
+        if unknown
+        else "names the same submission twice"
+    )
+    return (
+        f"error: --compare {what}. Give two different submissions of these: "
+        f"{', '.join(known)} (e.g. --compare {known[0]} {known[-1]})."
+    )
+
+
+def compare_paragraphs(groups: list[Group], a: str, b: str) -> list[str]:
+    """The --compare paragraph of each leaderboard where both have finished studies."""
+    paragraphs = []
+    for group in groups:
+        s = group.board.settings
+        rows = stats.compare(
+            group.board.studies,
+            a,
+            b,
+            group.board.workloads,
+            s.n_resamples,
+            s.confidence,
+            s.seed,
+            pooled=group.board.scored_workloads,
+        )
+        if rows.empty or stats.OVERALL not in set(rows["workload"]):
+            continue
+        head = f"{group.context.title()}: " if len(groups) > 1 else ""
+        paragraphs.append(head + stats.paragraph(rows, s.confidence, s.n_resamples))
+    return paragraphs
+
+
 # -- command line --------------------------------------------------------------------------------
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
@@ -580,6 +634,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-html", action="store_true", help="do not write report.html")
     parser.add_argument("--no-cache", action="store_true", help="ignore the parquet cache")
     parser.add_argument("--strict", action="store_true", help="exit 1 when any study is incomplete")
+    parser.add_argument(
+        "--compare",
+        nargs=2,
+        metavar=("A", "B"),
+        help="print, in one paragraph a paper can quote, whether submission A reaches the "
+        "targets faster than B: probability with a bootstrap interval, a paired test, and the "
+        "studies needed to separate them (statistics.md and pairwise.csv hold every pair)",
+    )
     args = parser.parse_intermixed_args(argv)  # folders may follow options
     if args.tau_max <= 1 or not 0 < args.confidence < 1 or args.resamples < 1:
         parser.error("need --tau-max > 1, 0 < --confidence < 1 and --resamples >= 1")
@@ -729,6 +791,11 @@ def main(argv: list[str] | None = None) -> int:
         if runs.empty:
             print("error: every run is disturbed; nothing is left to score", file=sys.stderr)
             return 1
+    if args.compare and (
+        problem := compare_names_problem(runs, args.compare, ", ".join(map(str, folders)))
+    ):
+        print(problem, file=sys.stderr)
+        return 2
     unit = "reference" if args.normalize else args.unit
     try:
         runs = scoring.in_unit(runs, unit)
@@ -781,6 +848,7 @@ def _report(args, folders, loaded, runs, settings, declared, choices, pool) -> i
                 f"leaderboard.tex ({group.context.label()}): {columns} columns are likely wider "
                 "than one column of a two-column paper; --wide makes it a table* (full width)"
             )
+    written += write_statistics(groups, out)
     sections = [(g.context.title(), g.runs, g.board.studies) for g in groups]
     written.append(out / "comparison.md")
     source = ", ".join(folder.as_posix() for folder in folders)
@@ -802,7 +870,19 @@ def _report(args, folders, loaded, runs, settings, declared, choices, pool) -> i
             warn(f"leaderboard {group.context.label()}: {problem}")
     if not args.no_html:
         written.append(html.write(out, groups, loaded, written, PRINTED, args.argv))
-    print((out / "leaderboard.md").read_text(encoding="utf-8"))
+    if args.compare:
+        paragraphs = compare_paragraphs(groups, *args.compare)
+        if not paragraphs:
+            print(
+                f"error: {' and '.join(args.compare)} have no finished studies on a common "
+                "workload of one leaderboard (same ruleset and hardware), so there is nothing "
+                "to compare; see leaderboard.md for what each ran.",
+                file=sys.stderr,
+            )
+            return 2
+        print("\n\n".join(paragraphs))
+    else:
+        print((out / "leaderboard.md").read_text(encoding="utf-8"))
     print(f"wrote {len(written)} files to {out}")
     incomplete = any(g.context.incomplete for g in groups)
     return 1 if args.strict and incomplete else 0

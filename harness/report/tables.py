@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from harness.report.scoring import UNITS, Leaderboard, Settings
+from harness.report.stats import small_n_warning
 
 # A bootstrap interval over fewer studies than this says nothing (with 2 studies it is the two
 # values themselves): tables show none and say so; the CSV files keep every number.
@@ -288,6 +289,7 @@ def markdown(board: Leaderboard, context: TableContext) -> str:
         "",
         f"Hardware: {context.hardware_text()}. {context.studies_text(board)}.",
         "",
+        *((warning, "") if (warning := small_n_warning(board.n_studies)) else ()),
         *([" ".join(n for n in notes if n), ""] if any(notes) else []),
         "| " + " | ".join(header) + " |",
         "|" + "|".join("---" if h == "submission" else "---:" for h in header) + "|",
