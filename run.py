@@ -12,7 +12,8 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from harness import checks, config
+from harness import checks, config, user_config
+from harness.errors import UserError
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
@@ -26,6 +27,12 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
+    try:
+        user_config.check()  # $OPTBENCH_USER_CONFIG: folders that exist, no clash with conf/
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr, flush=True)
+        sys.exit(2)
+    sys.argv = user_config.own_name(sys.argv)
     try:
         main()
     except SystemExit as stop:

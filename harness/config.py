@@ -16,7 +16,7 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, OmegaConf
 
-from harness import results
+from harness import results, user_config
 from harness.algoperf_compat import files as algoperf_files
 
 
@@ -53,6 +53,7 @@ class RunConfig:
 
 
 def register() -> None:
+    user_config.activate()  # $OPTBENCH_USER_CONFIG's folders on Python's path, for _target_s
     ConfigStore.instance().store(name="run_schema", node=RunConfig)
     OmegaConf.register_new_resolver("run_subdir", results.run_subdir, replace=True)
     # conf/submission/algoperf.yaml: the name and content hash of an AlgoPerf submission file.

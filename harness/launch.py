@@ -14,7 +14,6 @@ import inspect
 import logging
 import os
 import random
-import shlex
 import shutil
 import sys
 import traceback
@@ -33,7 +32,7 @@ from omegaconf.errors import MissingMandatoryValue
 
 # harness.config registers the config schema and the `run_subdir` resolver on import: every
 # process that runs a task (run.py, a Slurm job unpickling this module) needs them.
-from harness import config, environment, lifecycle, preemption, results  # noqa: F401
+from harness import config, environment, lifecycle, preemption, provenance, results  # noqa: F401
 from harness.errors import UserError
 from harness.runner import Runner, RunSettings
 from harness.spec import Submission, Workload
@@ -208,10 +207,8 @@ def is_sweep() -> bool:
 
 
 def rerun_command() -> str:
-    """The command that reruns this run alone; in a sweep, just this task's overrides."""
-    if not HydraConfig.initialized():
-        return shlex.join(sys.argv)
-    return shlex.join(["python", "run.py", *HydraConfig.get().overrides.task])
+    """The command that reruns this run alone, from any shell (harness/provenance.py)."""
+    return provenance.rerun_command()
 
 
 def summary_line(record: results.RunRecord, run_dir: Path) -> str:
@@ -370,6 +367,7 @@ def attempt(
         pid=os.getpid(),  # with host and slurm_job_id: where to look while it runs
         # An AlgoPerf submission file: its path and sha256 (submissions/algoperf.py).
         submission_file=getattr(submission, "submission_file", None),
+        external_code=provenance.external_code(cfg),
     )
     if not resumed:
         results.write_text(folder / results.CONFIG_FILE, OmegaConf.to_yaml(cfg, resolve=True))
