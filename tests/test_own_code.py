@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -18,41 +19,36 @@ from harness import check, sweep, user_config
 from harness.errors import UserError
 from tests.helpers import ROOT, cli_environment, compose_config, default_run_dir
 
-# The README's example, as a user writes it in their own folder.
-OPTIMIZER = '''
-import torch
+README = (ROOT / "README.md").read_text()
+SECTION = README.split("## Your own optimizer, in a paper")[1].split("\n## ")[0]
+FOLDER = "~/mysignsgd"
 
 
-class SignSGD(torch.optim.Optimizer):
-    """signSGD (Bernstein et al. 2018) with decoupled weight decay."""
+def readme_files() -> dict[str, str]:
+    """The files of the README's section, by path inside the user's folder (each code block
+    that starts with a comment naming `~/mysignsgd/<path>`)."""
+    files = {}
+    for block in re.findall(r"```(?:python|yaml)\n(.*?)```", SECTION, re.S):
+        first, _, body = block.partition("\n")
+        path = first.lstrip("# ").strip()
+        if path.startswith(f"{FOLDER}/"):
+            files[path.removeprefix(f"{FOLDER}/")] = body
+    return files
 
-    def __init__(self, params, lr=1e-3, weight_decay=0.0):
-        super().__init__(params, dict(lr=lr, weight_decay=weight_decay))
 
-    @torch.no_grad()
-    def step(self, closure=None):
-        for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is not None:
-                    p.mul_(1 - group["lr"] * group["weight_decay"])
-                    p.add_(p.grad.sign(), alpha=-group["lr"])
-'''
-SUBMISSION = """
-defaults:
-  - schedule: warmup_cosine
-_target_: submissions.generic.OptimizerSubmission
-name: signsgd
-optimizer:
-  _target_: {module}.SignSGD
-  _partial_: true
-batch_size: null
-hyperparameters:
-  learning_rate: 1.0e-3
-  weight_decay: 0.01
-search_space:
-  learning_rate: {{min: 1.0e-4, max: 1.0e-2, scaling: log}}
-  weight_decay: {{min: 1.0e-3, max: 0.1, scaling: log}}
-"""
+def readme_commands() -> list[str]:
+    """The section's shell commands, in order, without their comments."""
+    commands = []
+    for block in re.findall(r"```bash\n(.*?)```", SECTION, re.S):
+        for line in block.splitlines():
+            command = line.split("  #")[0].strip()
+            if command:
+                commands.append(command)
+    return commands
+
+
+OPTIMIZER = readme_files()["myopt.py"]
+SUBMISSION = readme_files()["submission/signsgd.yaml"]
 FAST = ["max_steps=4", "workload.eval_every_steps=2", "progress=none", "threads=1"]
 
 
@@ -60,7 +56,8 @@ def user_folder(root: Path, module: str, source: str = OPTIMIZER, name: str = "s
     folder = root / "mypkg"
     (folder / "submission").mkdir(parents=True)
     (folder / f"{module}.py").write_text(source)
-    (folder / "submission" / f"{name}.yaml").write_text(SUBMISSION.format(module=module))
+    yaml = SUBMISSION.replace("myopt.SignSGD", f"{module}.SignSGD")
+    (folder / "submission" / f"{name}.yaml").write_text(yaml.replace("signsgd", name))
     return folder
 
 
@@ -76,21 +73,50 @@ def shell(command: str, cwd: Path, environment: dict[str, str]) -> subprocess.Co
     )
 
 
+# The README's sweep made small enough for a test: one study of one trial on one workload,
+# a few steps per run; the rest of every command is the README's.
+SMALLER = {
+    "ruleset.num_studies=2": "ruleset.num_studies=1",
+    "ruleset.num_trials=4": "ruleset.num_trials=1",
+    "workload=digits,friedman": "workload=friedman",
+    "study=0,1": "study=0",
+    "'trial=range(4)'": "trial=0",
+}
+
+
+def as_tested(command: str) -> str | None:
+    """A README command as this test runs it (None: one the test runs its own way)."""
+    if command.startswith("export ") or "harness.check" in command:
+        return None  # the variable is set by the test; harness.check: the test below
+    for readme, smaller in SMALLER.items():
+        command = command.replace(readme, smaller)
+    command = command.replace(".venv/bin/python", sys.executable)
+    if "run.py" in command:
+        command = command.replace("run.py", str(ROOT / "run.py")) + " " + " ".join(FAST)
+    if "harness.report" in command:
+        command += " --no-figures"  # the figures: tests/test_report.py
+    return command
+
+
 @pytest.mark.slow
 def test_own_optimizer_swept_reported_and_rerun_from_a_fresh_shell(tmp_path):
-    folder = user_folder(tmp_path, "myopt")
+    """The README's route, command by command, from the README's own files."""
+    folder = tmp_path / "mysignsgd"
+    for path, text in readme_files().items():
+        (folder / path).parent.mkdir(parents=True, exist_ok=True)
+        (folder / path).write_text(text)
     work = tmp_path / "paper"
     work.mkdir()
     environment = {**cli_environment(), user_config.VARIABLE: str(folder)}
-    sweep_command = (
-        f"{sys.executable} {ROOT / 'run.py'} -m experiment_name=paper ruleset=external "
-        "ruleset.num_studies=1 ruleset.num_trials=1 submission=signsgd,adamw,lion "
-        f"workload=friedman study=0 trial=0 {' '.join(FAST)}"
-    )
-    result = shell(sweep_command, work, environment)
-    assert result.returncode == 0, result.stderr
-    output = result.stdout + result.stderr
+    assert f"export {user_config.VARIABLE}={FOLDER}" in readme_commands()
+    outputs = []
+    for command in filter(None, map(as_tested, readme_commands())):
+        result = shell(command, work, environment)
+        assert result.returncode == 0, f"{command}\n{result.stderr}"
+        outputs.append(result.stdout + result.stderr)
+    output = "\n".join(outputs)
     assert "[3/3]" in output and "ETA" in output, output  # a line per finished run
+    assert "learning_rate:" in output and "search point:" in output  # harness.show
 
     run_dir = default_run_dir(work / "results", "signsgd", ruleset="external", experiment="paper")
     record = json.loads((run_dir / "record.json").read_text())
@@ -117,10 +143,6 @@ def test_own_optimizer_swept_reported_and_rerun_from_a_fresh_shell(tmp_path):
     kept = list((run_dir / ".replaced").rglob("record.json"))
     assert kept, "the first result is kept when the rerun replaces it"
 
-    report = shell(
-        f"{sys.executable} -m harness.report results/paper --no-figures", work, environment
-    )
-    assert report.returncode == 0, report.stderr
     table = (work / "results" / "paper" / "report" / "leaderboard.tex").read_text()
     assert "signsgd" in table and "adamw" in table and "lion" in table
 
@@ -130,7 +152,7 @@ def test_check_finds_an_optimizer_that_ignores_its_weight_decay(tmp_path, monkey
     """harness.check on a user's submission: a broken optimizer fails one check, exit 1."""
     broken = OPTIMIZER.replace('p.mul_(1 - group["lr"] * group["weight_decay"])', "pass")
     folder = user_folder(tmp_path, "brokenopt", broken, name="brokensign")
-    monkeypatch.delenv(user_config.VARIABLE, raising=False)
+    monkeypatch.setenv(user_config.VARIABLE, "")  # restored (unset) after the test
     monkeypatch.setattr(sys, "path", list(sys.path))
     code = check.main(["brokensign", "--config-dir", str(folder), "--workloads", "friedman"])
     out = capsys.readouterr().out

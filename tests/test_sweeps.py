@@ -143,7 +143,7 @@ def test_local_launcher_keeps_going_after_a_crash_and_reports_progress(tmp_path,
 
     code, out, err = sweep_status(tmp_path / "results" / "default", capsys)
     assert code == 0, err
-    assert "default: 1/2 done, 0 running, 1 failed\n" in out
+    assert "default: 1/2 done, 0 running, 1 failed, 0 pending\n" in out  # the plan: no more
     assert "digits/study_0/trial_0" in out and "batch size 2000 exceeds" in out
 
 
