@@ -210,3 +210,39 @@ def test_the_command_reruns_from_anywhere(monkeypatch, tmp_path):
     assert command.startswith(f"cd {tmp_path} && {user_config.VARIABLE}='/my folder/conf' ")
     assert f"{sys.executable} {ROOT / 'run.py'} submission=signsgd seed=1" in command
     assert os.environ.get("PYTHONPATH") is None and "PYTHONPATH" not in command
+
+
+def test_external_code_names_each_outside_module_with_its_hash_and_version(results_dir):
+    from harness import environment, provenance
+
+    cfg = compose_config(["submission=adamw", "workload=friedman"], results_dir)
+    code = provenance.external_code(cfg)
+    adamw = code["torch.optim.adamw"]  # where torch.optim.AdamW is written
+    assert adamw["version"] == environment.package_versions()["torch"]
+    assert adamw["sha256"] == hashlib.sha256(Path(adamw["file"]).read_bytes()).hexdigest()
+    assert not any(module.split(".")[0] in ("submissions", "workloads") for module in code)
+
+
+def test_a_line_per_finished_run_says_how_it_ended_and_when_the_sweep_ends(tmp_path):
+    from harness import results
+
+    clock = sweep.SweepClock(to_run=4)
+    clock.started -= 30.0  # the first run took 30 s
+    reached = results.RunRecord(
+        experiment_name="e",
+        ruleset=results.RulesetSettings("fixed", False, 1.0, None, 1),
+        submission="signsgd",
+        workload="digits",
+        study=0,
+        trial=0,
+        seed=0,
+        hyperparameters={},
+        status="reached",
+        time_to_target=21.44,
+        steps_to_target=300,
+    )
+    line = clock.line(tmp_path / "run", reached)
+    assert line.startswith("[1/4] reached in 21.4 s (300 steps) | ")
+    assert line.endswith("30s elapsed, ETA 1m30s")
+    failed = reached.replace(status="failed", error="Traceback ...\nValueError: bad lr")
+    assert "[2/4] failed: ValueError: bad lr | " in clock.line(tmp_path / "run", failed)
