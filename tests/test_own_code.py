@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import subprocess
 import sys
@@ -205,11 +204,14 @@ def test_the_command_reruns_from_anywhere(monkeypatch, tmp_path):
     from harness import provenance
 
     monkeypatch.setenv(user_config.VARIABLE, "/my folder/conf")
-    monkeypatch.delenv("PYTHONPATH", raising=False)
+    monkeypatch.setenv("PYTHONPATH", "/my/code")
     command = provenance.shell_command(["submission=signsgd", "seed=1"], cwd=str(tmp_path))
-    assert command.startswith(f"cd {tmp_path} && {user_config.VARIABLE}='/my folder/conf' ")
-    assert f"{sys.executable} {ROOT / 'run.py'} submission=signsgd seed=1" in command
-    assert os.environ.get("PYTHONPATH") is None and "PYTHONPATH" not in command
+    assert command.startswith(
+        f"cd {tmp_path} && {user_config.VARIABLE}='/my folder/conf' PYTHONPATH=/my/code "
+    )
+    assert command.endswith(f"{sys.executable} {ROOT / 'run.py'} submission=signsgd seed=1")
+    monkeypatch.delenv("PYTHONPATH")
+    assert "PYTHONPATH" not in provenance.shell_command([], cwd=str(tmp_path))
 
 
 def test_external_code_names_each_outside_module_with_its_hash_and_version(results_dir):
@@ -245,4 +247,5 @@ def test_a_line_per_finished_run_says_how_it_ended_and_when_the_sweep_ends(tmp_p
     assert line.startswith("[1/4] reached in 21.4 s (300 steps) | ")
     assert line.endswith("30s elapsed, ETA 1m30s")
     failed = reached.replace(status="failed", error="Traceback ...\nValueError: bad lr")
-    assert "[2/4] failed: ValueError: bad lr | " in clock.line(tmp_path / "run", failed)
+    second = clock.line(tmp_path / "run", failed)
+    assert "[2/4] failed: ValueError: bad lr | " in second and second.endswith("ETA 30s")
