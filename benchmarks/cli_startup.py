@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import resource
 import statistics
 import subprocess
 import sys
@@ -36,8 +37,11 @@ def cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
-def timed(tree: Path, arguments: list[str]) -> float:
+def timed(tree: Path, arguments: list[str]) -> tuple[float, float]:
+    """(wall seconds, CPU seconds) of one command in a fresh interpreter; on a busy machine the
+    CPU time is the steadier of the two."""
     environment = {**os.environ, "PYTHONPATH": str(tree)}
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     subprocess.run(
         [sys.executable, str(tree / "run.py"), *arguments],
@@ -47,7 +51,9 @@ def timed(tree: Path, arguments: list[str]) -> float:
         stderr=subprocess.DEVNULL,
         check=True,
     )
-    return time.perf_counter() - start
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def heavy_imports(tree: Path, arguments: list[str]) -> list[str]:
@@ -75,10 +81,7 @@ def export(revision: str, folder: Path) -> Path:
 
 
 def summary(times: list[float]) -> str:
-    return (
-        f"median {statistics.median(times):.2f} s (min {min(times):.2f}, max {max(times):.2f}, "
-        f"n={len(times)})"
-    )
+    return f"{statistics.median(times):.2f} s [{min(times):.2f}-{max(times):.2f}]"
 
 
 def main() -> None:
@@ -94,14 +97,18 @@ def main() -> None:
         for name, arguments in COMMANDS.items():
             for tree in trees.values():
                 timed(tree, arguments)  # warm the file cache
-            times: dict[str, list[float]] = {label: [] for label in trees}
+            walls: dict[str, list[float]] = {label: [] for label in trees}
+            cpus: dict[str, list[float]] = {label: [] for label in trees}
             for _ in range(args.repeats):
                 for label, tree in trees.items():
-                    times[label].append(timed(tree, arguments))
+                    wall, cpu = timed(tree, arguments)
+                    walls[label].append(wall)
+                    cpus[label].append(cpu)
             for label, tree in trees.items():
                 heavy = heavy_imports(tree, arguments)
                 print(
-                    f"run.py {name:<9} {label:<22} {summary(times[label])}; heavy modules "
+                    f"run.py {name:<9} {label:<22} n={args.repeats} median [min-max]: wall "
+                    f"{summary(walls[label])}, CPU {summary(cpus[label])}; heavy modules "
                     f"imported: {', '.join(heavy) or 'none'}"
                 )
 
