@@ -5,7 +5,9 @@ or a wrong type on the command line fails at start-up with OmegaConf's message, 
 is loaded; and registers the `run_subdir` resolver, through which conf/config.yaml names a run's
 folder with harness/results.py's layout (and the `algoperf_name` and `algoperf_sha256` resolvers
 of conf/submission/algoperf.yaml, harness/algoperf_compat/files.py). Both happen at import so
-that every process that composes or resolves the config (run.py, a Slurm job, a test) has them.
+that every process that composes or resolves the config (run.py, a Slurm job, a test) has them;
+for the same reason registering also puts the folders of $OPTBENCH_USER_CONFIG on Python's path
+(harness/user_config.py), so the user's `_target_`s import in every such process.
 """
 
 from __future__ import annotations

@@ -81,10 +81,11 @@ def build(node: DictConfig, what: str) -> Any:
         if unimportable is not None:
             raise UserError(
                 f"Cannot build {what} {node.get('name', target)!r}: {unimportable}. If it is "
-                "your own code, put the folder that holds its module on Python's path "
-                "(PYTHONPATH=/path/to/folder python run.py ...) or install its package into "
-                "this environment (pip install -e /path/to/package); otherwise check the "
-                "spelling of the _target_."
+                "your own code, name the folder that holds its module in OPTBENCH_USER_CONFIG "
+                "(OPTBENCH_USER_CONFIG=/path/to/folder python run.py ...; it may hold your "
+                "submission/*.yaml too), put that folder on Python's path (PYTHONPATH=...), or "
+                "install its package into this environment (pip install -e /path/to/package); "
+                "otherwise check the spelling of the _target_."
             ) from error
         cause = error.__cause__ or error
         hint = ""
