@@ -249,3 +249,21 @@ def test_a_line_per_finished_run_says_how_it_ended_and_when_the_sweep_ends(tmp_p
     failed = reached.replace(status="failed", error="Traceback ...\nValueError: bad lr")
     second = clock.line(tmp_path / "run", failed)
     assert "[2/4] failed: ValueError: bad lr | " in second and second.endswith("ETA 30s")
+
+
+def test_the_command_repeats_the_config_folders_hydra_was_given(tmp_path):
+    import shlex
+
+    from hydra.core.hydra_config import HydraConfig
+
+    from harness import provenance
+    from tests.helpers import compose_with_hydra
+
+    extra = f"hydra.searchpath=[file://{tmp_path}]"
+    cfg = compose_with_hydra(["seed=3", extra])
+    try:
+        HydraConfig.instance().set_config(cfg)
+        command = shlex.split(provenance.rerun_command())
+    finally:
+        HydraConfig.instance().cfg = None
+    assert command[command.index(str(ROOT / "run.py")) + 1 :] == ["seed=3", extra]
