@@ -50,9 +50,11 @@ def shell_command(arguments: list[str], cwd: str | None = None) -> str:
     )
 
 
-def config_arguments() -> list[str]:
-    """The command-line arguments that chose config folders: --config-path when the primary
-    config is not this repository's conf/, --config-name, --config-dir, hydra.searchpath."""
+def config_arguments() -> tuple[list[str], list[str]]:
+    """The command-line arguments that chose config folders: (flags, overrides); the flags
+    (--config-path when the primary config is not this repository's conf/, --config-name,
+    --config-dir) go before the overrides, so that more overrides can be appended; the
+    overrides are hydra.searchpath's."""
     hydra = HydraConfig.get()
     arguments: list[str] = []
     for source in hydra.runtime.config_sources:
@@ -63,14 +65,15 @@ def config_arguments() -> list[str]:
     if hydra.job.config_name not in (None, "config"):
         arguments += ["--config-name", str(hydra.job.config_name)]
     searchpath = [o for o in hydra.overrides.hydra if o.lstrip("+~").startswith("hydra.searchpath")]
-    return arguments + searchpath
+    return arguments, searchpath
 
 
 def rerun_command() -> str:
     """The command that reruns this run alone (in a sweep: this task's overrides, no -m)."""
     if not HydraConfig.initialized():  # launch called directly (tests, benchmarks)
         return shell_command(sys.argv[1:])
-    return shell_command([*HydraConfig.get().overrides.task, *config_arguments()])
+    flags, overrides = config_arguments()
+    return shell_command([*flags, *HydraConfig.get().overrides.task, *overrides])
 
 
 def targets(node: Any) -> Iterator[str]:
