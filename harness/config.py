@@ -5,7 +5,9 @@ or a wrong type on the command line fails at start-up with OmegaConf's message, 
 is loaded; and registers the `run_subdir` resolver, through which conf/config.yaml names a run's
 folder with harness/results.py's layout (and the `algoperf_name` and `algoperf_sha256` resolvers
 of conf/submission/algoperf.yaml, harness/algoperf_compat/files.py). Both happen at import so
-that every process that composes or resolves the config (run.py, a Slurm job, a test) has them.
+that every process that composes or resolves the config (run.py, a Slurm job, a test) has them;
+for the same reason registering also puts the folders of $OPTBENCH_USER_CONFIG on Python's path
+(harness/user_config.py), so the user's `_target_`s import in every such process.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, OmegaConf
 
-from harness import results
+from harness import results, user_config
 from harness.algoperf_compat import files as algoperf_files
 
 
@@ -53,6 +55,7 @@ class RunConfig:
 
 
 def register() -> None:
+    user_config.activate()  # $OPTBENCH_USER_CONFIG's folders on Python's path, for _target_s
     ConfigStore.instance().store(name="run_schema", node=RunConfig)
     OmegaConf.register_new_resolver("run_subdir", results.run_subdir, replace=True)
     # conf/submission/algoperf.yaml: the name and content hash of an AlgoPerf submission file.

@@ -14,7 +14,6 @@ import inspect
 import logging
 import os
 import random
-import shlex
 import shutil
 import sys
 import traceback
@@ -33,7 +32,7 @@ from omegaconf.errors import MissingMandatoryValue
 
 # harness.config registers the config schema and the `run_subdir` resolver on import: every
 # process that runs a task (run.py, a Slurm job unpickling this module) needs them.
-from harness import config, environment, lifecycle, preemption, results  # noqa: F401
+from harness import config, environment, lifecycle, preemption, provenance, results  # noqa: F401
 from harness.errors import UserError
 from harness.runner import Runner, RunSettings
 from harness.spec import Submission, Workload
@@ -82,10 +81,11 @@ def build(node: DictConfig, what: str) -> Any:
         if unimportable is not None:
             raise UserError(
                 f"Cannot build {what} {node.get('name', target)!r}: {unimportable}. If it is "
-                "your own code, put the folder that holds its module on Python's path "
-                "(PYTHONPATH=/path/to/folder python run.py ...) or install its package into "
-                "this environment (pip install -e /path/to/package); otherwise check the "
-                "spelling of the _target_."
+                "your own code, name the folder that holds its module in OPTBENCH_USER_CONFIG "
+                "(OPTBENCH_USER_CONFIG=/path/to/folder python run.py ...; it may hold your "
+                "submission/*.yaml too), put that folder on Python's path (PYTHONPATH=...), or "
+                "install its package into this environment (pip install -e /path/to/package); "
+                "otherwise check the spelling of the _target_."
             ) from error
         cause = error.__cause__ or error
         hint = ""
@@ -208,10 +208,8 @@ def is_sweep() -> bool:
 
 
 def rerun_command() -> str:
-    """The command that reruns this run alone; in a sweep, just this task's overrides."""
-    if not HydraConfig.initialized():
-        return shlex.join(sys.argv)
-    return shlex.join(["python", "run.py", *HydraConfig.get().overrides.task])
+    """The command that reruns this run alone, from any shell (harness/provenance.py)."""
+    return provenance.rerun_command()
 
 
 def summary_line(record: results.RunRecord, run_dir: Path) -> str:
@@ -370,6 +368,7 @@ def attempt(
         pid=os.getpid(),  # with host and slurm_job_id: where to look while it runs
         # An AlgoPerf submission file: its path and sha256 (submissions/algoperf.py).
         submission_file=getattr(submission, "submission_file", None),
+        external_code=provenance.external_code(cfg),
     )
     if not resumed:
         results.write_text(folder / results.CONFIG_FILE, OmegaConf.to_yaml(cfg, resolve=True))

@@ -174,7 +174,7 @@ class RunRecord:
     pid: int | None = None
     slurm_job_id: str | None = None
     started_at: str | None = None
-    command: str | None = None  # reruns this run alone
+    command: str | None = None  # reruns this run alone, from any shell (harness/provenance.py)
     git_commit: str | None = None
     packages: dict[str, str] = field(default_factory=dict)
     # An AlgoPerf submission file's run (submissions/algoperf.py): {path, sha256, search_space,
@@ -183,6 +183,9 @@ class RunRecord:
     # A run imported from another harness's logs (python -m harness.algoperf import): the
     # format, the log file it was made from (relative to the imported folder) and its sha256.
     source: dict[str, Any] | None = None
+    # Modules outside this repository that define the submission or workload (a `_target_`'s
+    # module): {module: {file, sha256, distribution, version}} (harness/provenance.py).
+    external_code: dict[str, Any] | None = None
     record_format: int = RECORD_FORMAT
 
     @property
@@ -263,6 +266,7 @@ _KINDS = {
             "cpu",
             "source",
             "submission_file",
+            "external_code",
         ),
         "object",
     ),

@@ -1,12 +1,14 @@
 """How far a sweep is: its runs counted as done / running / failed / pending, from their
-record.json files. One function (`progress`) serves both the sweep launchers, which print it while
-they wait (hydra_plugins/optbench_launchers.py), and `python -m harness.sweep RESULTS_DIR`.
-Only reads: never trains, never writes.
+record.json files and the sweep's plan. One function (`progress`) serves both the sweep launchers,
+which print it while they wait (hydra_plugins/optbench_launchers.py), and `python -m harness.sweep
+RESULTS_DIR`; `SweepClock` makes the line a launcher prints for each finished run, with an ETA.
+Never trains; writes only the plan (`sweep_plan.json` in the sweep's folder), never a run's files.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from collections import Counter
@@ -17,6 +19,7 @@ from pathlib import Path
 from harness import results
 
 STATES = ("done", "running", "failed", "pending")
+PLAN_FILE = "sweep_plan.json"  # in the sweep's folder: every run a sweep launched, by folder
 
 
 def run_state(record: results.RunRecord | None) -> str:
@@ -69,13 +72,96 @@ def tally(runs: Iterable[tuple[Path, results.RunRecord | None]]) -> SweepProgres
     return summary
 
 
+# -- the plan and the per-run lines ---------------------------------------------------------------
+def write_plan(sweep_dir: Path, run_dirs: Iterable[Path]) -> None:
+    """Record every run of a sweep before any starts, so that `python -m harness.sweep` counts
+    the runs not started yet as pending. Runs of earlier sweeps into the same folder are kept."""
+    base = Path(sweep_dir).resolve()
+    path = base / PLAN_FILE
+    planned = set(_read_plan(path))
+    planned |= {Path(d).resolve().relative_to(base).as_posix() for d in run_dirs}
+    results.write_json(path, {"runs": sorted(planned)})
+
+
+def _read_plan(path: Path) -> list[str]:
+    try:
+        runs = json.loads(path.read_text(encoding="utf-8")).get("runs", [])
+    except (OSError, ValueError, AttributeError):
+        return []
+    return [str(run) for run in runs if isinstance(run, str)]
+
+
+def planned_run_dirs(root: Path) -> list[Path]:
+    """The run folders under `root` that the plans of sweeps at, above or just below `root`
+    list (a run not started yet has no folder, so only its sweep's plan knows it)."""
+    root = Path(root).resolve()
+    plans = [folder / PLAN_FILE for folder in (root, *root.parents[:3])]
+    plans += sorted(root.glob(f"*/{PLAN_FILE}")) + sorted(root.glob(f"*/*/{PLAN_FILE}"))
+    found: set[Path] = set()
+    for plan in plans:
+        for run in _read_plan(plan):
+            run_dir = (plan.parent / run).resolve()
+            if run_dir == root or root in run_dir.parents:
+                found.add(run_dir)
+    return sorted(found)
+
+
+def outcome(record: results.RunRecord | None) -> str:
+    """How a run ended, in a few words: `reached in 12.3 s (350 steps)`, `not_reached:
+    validation/mse 1.31 (target 1.08)`, `failed: <last line of the error>`."""
+    if record is None:
+        return "ended without a record"
+    if record.status == "reached":
+        return f"reached in {record.time_to_target:.1f} s ({record.steps_to_target} steps)"
+    if record.status == "failed":
+        return f"failed: {(record.error or 'no error recorded').strip().splitlines()[-1]}"
+    if record.status == "running":
+        return "stopped midway (rerunning resumes it)"
+    metric = record.final_validation_metric
+    shown = "—" if metric is None else f"{metric:.4g}"
+    target = f" (target {record.target.value:g})" if record.target else ""
+    name = record.target.metric if record.target else "final metric"
+    return f"{record.status}: {name} {shown}{target} at step {record.global_step}"
+
+
+def duration(seconds: float) -> str:
+    seconds = round(seconds)
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+
+
+class SweepClock:
+    """Counts the runs of a sweep as they finish; each gets one line with its outcome, the time
+    since the sweep started and an ETA (the runs left at the rate of those finished so far)."""
+
+    def __init__(self, to_run: int, already_done: int = 0) -> None:
+        self.to_run, self.already_done, self.finished = to_run, already_done, 0
+        self.started = time.monotonic()
+
+    def line(self, run_dir: Path, record: results.RunRecord | None) -> str:
+        self.finished += 1
+        elapsed = time.monotonic() - self.started
+        left = self.to_run - self.finished
+        eta = "done" if left <= 0 else f"ETA {duration(elapsed / self.finished * left)}"
+        where = results.display_path(run_dir)
+        return (
+            f"[{self.finished}/{self.to_run}] {outcome(record)} | {where} | "
+            f"{duration(elapsed)} elapsed, {eta}"
+        )
+
+
 # -- command line ---------------------------------------------------------------------------------
 def status_report(root: Path) -> str:
-    """The progress of every run under `root`, by (ruleset, submission, workload) folder. Runs
-    not started yet have no folder, so only the sweep itself can count them as pending."""
+    """The progress of every run under `root`, by (ruleset, submission, workload) folder; the
+    runs a sweep's plan lists that have not started yet are pending."""
     groups: dict[str, list[tuple[Path, results.RunRecord | None]]] = {}
     unreadable: list[str] = []
+    seen: set[Path] = set()
     for run_dir in results.find_run_dirs(root):
+        seen.add(run_dir.resolve())
         try:
             record = results.load_record(run_dir)
         except results.RecordError as error:
@@ -83,15 +169,21 @@ def status_report(root: Path) -> str:
             continue
         group = f"{record.experiment_name}/{record.ruleset.name}/{record.submission}/"
         groups.setdefault(group + record.workload, []).append((run_dir, record))
+    planned = planned_run_dirs(root)
+    for run_dir in planned:
+        if run_dir not in seen:  # <experiment>/<ruleset>/<submission>/<workload>/study_k/trial_j
+            group = "/".join(run_dir.parts[-6:-2])
+            groups.setdefault(group, []).append((run_dir, None))
     if not groups and not unreadable:
         return f"{root}: no runs yet (no record.json below it)"
     by_group = {name: tally(members) for name, members in sorted(groups.items())}
     total = sum(by_group.values(), SweepProgress())
+    shown = STATES if planned else STATES[:3]
     width = max((len(name) for name in groups), default=0)
-    lines = [f"{root}: {total.line(pending=False)}", ""]
-    lines.append(" " * width + "".join(f"  {state:>7}" for state in STATES[:3]))
+    lines = [f"{root}: {total.line(pending=bool(planned))}", ""]
+    lines.append(" " * width + "".join(f"  {state:>7}" for state in shown))
     for name, group in by_group.items():
-        lines.append(f"{name:<{width}}" + "".join(f"  {group.counts[s]:>7}" for s in STATES[:3]))
+        lines.append(f"{name:<{width}}" + "".join(f"  {group.counts[s]:>7}" for s in shown))
     if total.counts["running"]:
         lines += ["", "running: or stopped midway (killed, cancelled); rerunning resumes those."]
     if total.failures:

@@ -22,20 +22,27 @@ from typing import Any
 
 from hydra._internal.core_plugins.basic_launcher import BasicLauncher
 from hydra.core.singleton import Singleton
-from hydra.core.utils import JobReturn, JobStatus, filter_overrides
+from hydra.core.utils import (
+    JobReturn,
+    JobStatus,
+    configure_log,
+    filter_overrides,
+    run_job,
+    setup_globals,
+)
 from hydra_plugins.hydra_submitit_launcher import submitit_launcher
 from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 from submitit.slurm.slurm import SlurmInfoWatcher
 
-from harness import results
+from harness import results, sweep
 from harness.sweep import progress
 
 # harness.launch (and torch with it) is imported where a sweep needs it, never at import: Hydra
 # imports every module of hydra_plugins on start-up, `run.py --help` included.
 
 log = logging.getLogger("harness")
-POLL_SECONDS = 2.0  # how often the launcher looks at its jobs and their records
+POLL_SECONDS = 0.5  # how often the launcher looks at its jobs and their records
 REPORT_EVERY_SECONDS = 60.0  # progress is printed on every change, and at least this often
 
 
@@ -57,6 +64,13 @@ class _Task:
         from harness import launch
 
         return launch.preflight(self.config, self.run_dir)
+
+    def ended(self) -> bool:
+        """Whether its job has ended: its result is written (the process may still be exiting,
+        so its CPU is as good as free) or the job is no longer running."""
+        if self.job is None:
+            return False
+        return self.job.paths.result_pickle.exists() or self.job.done()
 
     def job_return(self) -> JobReturn | None:
         """What Hydra's sweeper expects back; None if the job ended without a result."""
@@ -156,8 +170,15 @@ class _SweepLauncher(submitit_launcher.BaseSubmititLauncher):
                 self.adopt(task, job)
         log.info("sweep: %s jobs, their files in %s", self._EXECUTOR, executor.folder)
         reported, reported_at = "", 0.0
+        clock, ended = sweep.SweepClock(len(tasks), len(sweep_run_dirs) - len(tasks)), set()
         while True:
-            running = [task for task in tasks if task.job is not None and not task.job.done()]
+            for task in tasks:
+                if task.index not in ended and task.ended():
+                    ended.add(task.index)
+                    log.info(
+                        "sweep: %s", clock.line(task.run_dir, results.read_record(task.run_dir))
+                    )
+            running = [task for task in tasks if task.job is not None and task.index not in ended]
             while waiting and len(running) < limit:
                 task = waiting.pop(0)
                 self.adopt(task, executor.submit(function, *self.job_arguments(task)))
@@ -197,6 +218,7 @@ def check_before_launch(launcher: Any, job_overrides: Sequence[Sequence[str]], f
 
         print(f"error: {launch.conflicts_paragraph(conflicts)}", file=sys.stderr, flush=True)
         sys.exit(2)
+    sweep.write_plan(Path(str(launcher.config.hydra.sweep.dir)), [task.run_dir for task in tasks])
     return [(task, state) for task, (state, _) in zip(tasks, states, strict=True)]
 
 
@@ -208,9 +230,34 @@ class SerialLauncher(BasicLauncher):
     def launch(
         self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int
     ) -> Sequence[JobReturn]:
+        setup_globals()
+        configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
         Path(str(self.config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
-        check_before_launch(self, job_overrides, initial_job_idx)
-        return super().launch(job_overrides, initial_job_idx)
+        checked = check_before_launch(self, job_overrides, initial_job_idx)
+        to_run = sum(state != "done" for _, state in checked)
+        log.info(
+            "sweep: %d runs, %d of them already finished (skipped)",
+            len(checked),
+            len(checked) - to_run,
+        )
+        clock = sweep.SweepClock(to_run, len(checked) - to_run)
+        returns = []
+        for task, state in checked:  # Hydra's BasicLauncher.launch, with a line per run
+            with open_dict(task.config):
+                task.config.hydra.job.id = task.config.hydra.job.num = task.index
+            returns.append(
+                run_job(
+                    hydra_context=self.hydra_context,
+                    task_function=self.task_function,
+                    config=task.config,
+                    job_dir_key="hydra.sweep.dir",
+                    job_subdir_key="hydra.sweep.subdir",
+                )
+            )
+            configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
+            if state != "done":
+                log.info("sweep: %s", clock.line(task.run_dir, results.read_record(task.run_dir)))
+        return returns
 
 
 class _QueueWatcher(SlurmInfoWatcher):

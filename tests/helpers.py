@@ -21,9 +21,9 @@ from omegaconf import DictConfig, OmegaConf
 from scipy.stats import qmc
 
 from harness import launch, results
-from harness.data import PREPARE_FOR_EVAL, derive_seed, step_seed
+from harness.conformance import TINY, Trainer  # noqa: F401  (shared with the test modules)
 from harness.runner import Runner, RunSettings
-from harness.spec import Batch, Submission, Workload
+from harness.spec import Submission, Workload
 
 ROOT = Path(__file__).resolve().parent.parent
 CONF = ROOT / "conf"
@@ -173,23 +173,7 @@ def make_runner(overrides: list[str], run_dir: Path, checkpoint=None, **settings
 
 
 # -- tiny workloads and submissions (conformance, Sophia) ----------------------------------------
-# The embedded workloads made tiny: same data, model family and contract, millisecond steps.
-TINY = {
-    "digits": ["workload.width=4"],
-    "friedman": [
-        "workload.width=16",
-        "workload.depth=2",
-        "workload.num_train=512",
-        "workload.num_validation=256",
-    ],
-    "shakespeare": [
-        "workload.width=16",
-        "workload.depth=1",
-        "workload.num_heads=2",
-        "workload.context_length=16",
-        "workload.eval_tokens=256",
-    ],
-}
+# The embedded workloads made tiny (harness/conformance.py holds them, for python -m harness.check).
 
 
 def tiny_workload(name: str, folder: Path) -> Workload:
@@ -208,51 +192,6 @@ def build_submission(name: str, overrides: list[str]) -> tuple[Submission, Simpl
     """A new (submission, hyperparameters), built and validated exactly as a run does."""
     _, submission, hyperparameters = launch.prepare(submission_config(name, tuple(overrides)))
     return submission, SimpleNamespace(**hyperparameters)
-
-
-class Trainer:
-    """Calls the submission functions the way harness/runner.py does, without the clock."""
-
-    def __init__(self, submission: Submission, hyperparameters, workload: Workload, rng: int):
-        self.submission, self.hyperparameters, self.workload = submission, hyperparameters, workload
-        self.model, self.model_state = workload.init_model_fn(rng=rng)
-        self.types = workload.model_params_types(self.model)
-        self.optimizer_state = submission.init_optimizer_state(
-            workload, self.model, self.model_state, hyperparameters, rng=rng
-        )
-
-    def step(self, batch: Batch, global_step: int) -> torch.Tensor:
-        torch.manual_seed(derive_seed(7, global_step))  # as if restored from a checkpoint
-        self.optimizer_state, self.model, self.model_state = self.submission.update_params(
-            self.workload,
-            self.model,
-            self.types,
-            self.model_state,
-            self.hyperparameters,
-            batch,
-            self.workload.loss_type,
-            self.optimizer_state,
-            [],
-            global_step,
-            step_seed(0, global_step),
-        )
-        return self.submission.last_loss
-
-    def prepare_for_eval(self, global_step: int) -> None:
-        self.optimizer_state, self.model, self.model_state = self.submission.prepare_for_eval(
-            self.workload,
-            self.model,
-            self.types,
-            self.model_state,
-            self.hyperparameters,
-            self.workload.loss_type,
-            self.optimizer_state,
-            global_step,
-            derive_seed(0, global_step, PREPARE_FOR_EVAL),
-        )
-
-    def parameters(self) -> dict[str, torch.Tensor]:
-        return {name: p.detach().clone() for name, p in self.model.named_parameters()}
 
 
 # -- a run that is interrupted and resumed (preemption, Slurm) -----------------------------------

@@ -1,34 +1,26 @@
 """Conformance suite: every submission YAML in conf/submission/, checked the same way (optax's
-idea). A new YAML is covered without editing this file. tests/test_contract.py already runs
-every submission through the full harness on each embedded workload; this suite adds what a
-short run cannot see: checkpointed optimizer state, progress on an ill-conditioned quadratic,
-the batch size, schedule swaps and search-space validation.
+idea) by the checks of harness/conformance.py, which `python -m harness.check` runs on any
+submission (a user's own too). A new YAML is covered without editing this file.
+tests/test_contract.py already runs every submission through the full harness on each embedded
+workload; this suite adds what a short run cannot see: checkpointed optimizer state, progress on
+an ill-conditioned quadratic, the batch size, schedule swaps and search-space validation.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import io
 from collections.abc import Iterator
 
 import pytest
 import torch
-from hydra.utils import get_class, instantiate
-from torch import nn
+from hydra.utils import get_class
 
-from harness.data import derive_seed
+from harness import conformance
 from harness.errors import UserError
-from harness.launch import prepare, standalone_record
-from harness.runner import Runner, RunSettings
-from harness.spec import Batch, LossType, Workload
-from harness.tuning import search_space_names
-from submissions.generic import OptimizerSubmission
-from submissions.schedules import Schedule
+from harness.launch import prepare
 from tests.helpers import (
     CONF,
     EMBEDDED_WORKLOADS,
     TINY,
-    Trainer,
     build_submission,
     compose_config,
     group_choices,
@@ -36,14 +28,9 @@ from tests.helpers import (
     run_in_process,
     submission_config,
 )
-from workloads.common import mean_squared_error
 
 SUBMISSIONS = group_choices("submission")
 SCHEDULES = group_choices("submission/schedule")
-# Enough steps for periodic work (Sophia's Hessian estimate, SOAP's and Shampoo's
-# preconditioners: every 10 steps by default) to be in the checkpointed state.
-STEPS_BEFORE_CHECKPOINT = 12
-STEPS_AFTER_CHECKPOINT = 2
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -56,12 +43,26 @@ def one_thread() -> Iterator[None]:
     torch.set_num_threads(threads)
 
 
-def through_disk(state: dict) -> dict:
-    """torch.save then torch.load(weights_only=True): what a checkpoint keeps."""
-    buffer = io.BytesIO()
-    torch.save(state, buffer)
-    buffer.seek(0)
-    return torch.load(buffer, weights_only=True)
+def builder(name: str) -> conformance.Builder:
+    """The submission `name` as a run builds it, with extra overrides (harness.conformance)."""
+
+    def build(overrides: list[str]) -> conformance.Built:
+        submission, hyperparameters = build_submission(name, overrides)
+        return conformance.Built(
+            submission, hyperparameters, submission_config(name, tuple(overrides))
+        )
+
+    return build
+
+
+def check(function, *args) -> None:
+    """A check of harness/conformance.py; not applicable is a skip, a failure its sentence."""
+    try:
+        function(*args)
+    except conformance.NotApplicable as reason:
+        pytest.skip(str(reason))
+    except conformance.Failure as failure:
+        pytest.fail(str(failure), pytrace=False)
 
 
 @pytest.mark.parametrize("workload_name", EMBEDDED_WORKLOADS)
@@ -69,148 +70,19 @@ def through_disk(state: dict) -> dict:
 def test_state_survives_a_checkpoint_and_the_next_steps_are_identical(
     submission_name, workload_name, tiny_workloads
 ):
-    workload = tiny_workloads[workload_name]
-    # Small batches keep 14 steps cheap; the batch-size test below checks get_batch_size.
-    overrides = ["submission.batch_size=8"]
-    submission, hyperparameters = build_submission(submission_name, overrides)
-    queue = workload.build_input_queue(0, "train", submission.get_batch_size(workload.name))
-    batches = [next(queue) for _ in range(STEPS_BEFORE_CHECKPOINT + STEPS_AFTER_CHECKPOINT)]
-
-    original = Trainer(submission, hyperparameters, workload, rng=0)
-    start = original.parameters()
-    for step in range(STEPS_BEFORE_CHECKPOINT):
-        loss = original.step(batches[step], step)
-        assert torch.isfinite(loss), f"{submission_name}: loss {float(loss)} at step {step}"
-    moved = original.parameters()
-    assert any(not torch.equal(start[name], moved[name]) for name in start), (
-        f"{submission_name} did not change any parameter in {STEPS_BEFORE_CHECKPOINT} steps"
+    check(
+        conformance.state_survives_a_checkpoint,
+        builder(submission_name),
+        tiny_workloads[workload_name],
     )
-    assert all(torch.isfinite(p).all() for p in moved.values())
-    # The runner checkpoints at evaluations, after prepare_for_eval (schedule-free's swap).
-    original.prepare_for_eval(STEPS_BEFORE_CHECKPOINT)
-    checkpoint = through_disk(
-        {
-            "model": original.model.state_dict(),
-            "optimizer": submission.optimizer_state_dict(original.optimizer_state),
-        }
-    )
-
-    fresh_submission, _ = build_submission(submission_name, overrides)
-    restored = Trainer(fresh_submission, hyperparameters, workload, rng=1)
-    restored.model.load_state_dict(checkpoint["model"])
-    restored.optimizer_state = fresh_submission.load_optimizer_state_dict(
-        restored.optimizer_state, checkpoint["optimizer"]
-    )
-    for step in range(STEPS_BEFORE_CHECKPOINT, len(batches)):
-        before = original.parameters()
-        original.step(batches[step], step)
-        restored.step(batches[step], step)
-        expected, actual = original.parameters(), restored.parameters()
-        assert any(not torch.equal(before[name], expected[name]) for name in before)
-        for name in expected:
-            assert torch.equal(actual[name], expected[name]), (
-                f"{submission_name} on {workload_name}: {name} differs at step {step} after "
-                "restoring the optimizer state from a checkpoint"
-            )
-
-
-class IllConditionedQuadratic(Workload):
-    """Noise-free least squares with input scales 1 to 1/30: a quadratic in the weights whose
-    Hessian has condition number ~1000. A 2-D weight (ParameterType.WEIGHT) and a bias, so
-    that Muon's and Shampoo's matrix paths and the fallback paths all run."""
-
-    target_metric_name = "loss"
-    target_metric_lower_is_better = True
-    loss_type = LossType.MEAN_SQUARED_ERROR
-    head_module = None  # the layer's weight is a hidden WEIGHT, not a head
-    scales = (1.0, 0.3, 0.1, 0.03)
-
-    def setup(self, device: torch.device) -> None:
-        generator = torch.Generator().manual_seed(0)
-        inputs = torch.randn(256, len(self.scales), generator=generator) * torch.tensor(self.scales)
-        true_weight = torch.randn(2, len(self.scales), generator=generator)
-        self.data = {"inputs": inputs, "targets": inputs @ true_weight.T + 1.0}
-
-    @property
-    def num_train_examples(self) -> int:
-        return 256
-
-    @property
-    def num_validation_examples(self) -> int:
-        return 256
-
-    def build_input_queue(
-        self, seed: int, split: str, global_batch_size: int, start_step: int = 0
-    ) -> Iterator[Batch]:
-        step = start_step
-        while True:
-            generator = torch.Generator().manual_seed(derive_seed(seed, step))
-            indices = torch.randint(0, 256, (global_batch_size,), generator=generator)
-            yield {key: value[indices] for key, value in self.data.items()}
-            step += 1
-
-    def init_model_fn(self, rng: int) -> tuple[nn.Module, None]:
-        torch.manual_seed(rng)
-        return nn.Linear(len(self.scales), 2), None
-
-    def model_fn(self, params, batch, model_state, mode, rng, update_batch_norm):
-        return params(batch["inputs"]), model_state
-
-    def loss_fn(self, label_batch, logits_batch, mask_batch=None, label_smoothing=0.0):
-        return mean_squared_error(label_batch, logits_batch, mask_batch)
-
-    def eval_batches(self, split: str) -> Iterator[Batch]:
-        yield self.data
-
-
-QUADRATIC_STEPS = 60
-
-
-@pytest.fixture
-def quadratic() -> IllConditionedQuadratic:
-    workload = IllConditionedQuadratic(
-        name="quadratic",
-        target=0.0,
-        max_runtime_sec=600,
-        step_hint=QUADRATIC_STEPS,
-        eval_every_steps=QUADRATIC_STEPS // 2,
-        batch_size=32,
-    )
-    workload.setup(torch.device("cpu"))
-    return workload
 
 
 @pytest.mark.parametrize("submission_name", SUBMISSIONS)
-def test_defaults_decrease_an_ill_conditioned_quadratic(submission_name, quadratic, tmp_path):
-    """Through the real runner, so evaluation sees the parameters prepare_for_eval chose."""
-    submission, hyperparameters = build_submission(submission_name, [])
-    model, model_state = quadratic.init_model_fn(rng=0)
-    initial = quadratic.eval_model(model, model_state, rng=0)["validation/loss"]
-    settings = RunSettings(
-        seed=0,
-        budget_sec=600.0,
-        batch_size=submission.get_batch_size(quadratic.name) or quadratic.default_batch_size,
-        stop_at_target=False,
-        max_steps=QUADRATIC_STEPS,
-        checkpoint=False,
-        progress="none",
-    )
-    runner = Runner(
-        quadratic,
-        submission,
-        hyperparameters,
-        settings,
+def test_defaults_decrease_an_ill_conditioned_quadratic(submission_name, tmp_path):
+    check(
+        conformance.defaults_decrease_an_ill_conditioned_quadratic,
+        builder(submission_name),
         tmp_path / "run",
-        standalone_record(quadratic),
-    )
-    record = runner.run()
-    assert record.status == "not_reached", record.error
-    final = runner.state.eval_measurements[-1]["validation/loss"]
-    # Sign-based methods move each weight by at most ~lr per step, so the bar is a decrease,
-    # not convergence: a step that does nothing (ratio exactly 1) or goes uphill fails it.
-    assert final < 0.99 * initial, (
-        f"{submission_name} with its defaults took the quadratic's loss from {initial:.4g} "
-        f"to {final:.4g} in {QUADRATIC_STEPS} steps; expected a decrease of at least 1%"
     )
 
 
@@ -245,154 +117,33 @@ def test_update_params_sees_the_batch_size_from_get_batch_size(
     assert seen == [24, 24] and record.batch_size == 24
 
 
-def learning_rates(optimizer_state) -> list[float]:
-    return [
-        group["lr"]
-        for optimizer in optimizer_state["optimizers"].values()
-        for group in optimizer.param_groups
-    ]
-
-
-@dataclasses.dataclass(frozen=True)
-class Fixed(Schedule):
-    """A learning-rate multiplier set by the test."""
-
-    value: float = 1.0
-    warmup_fraction: float = 0.0
-
-    def factor(self, step: int, total_steps: int) -> float:
-        return self.value
-
-
-def step_taken_at(name: str, workload: Workload, factor: float, warm_steps: int = 3) -> float:
-    """Norm of one step's change of the parameters when the schedule says `factor`, after
-    `warm_steps` steps at factor 1 (so that the optimizer has state); same batch every time."""
-    submission, hyperparameters = build_submission(name, [])
-    trainer = Trainer(submission, hyperparameters, workload, rng=0)
-    batch = next(workload.build_input_queue(0, "train", 8))
-    trainer.optimizer_state["schedule"] = Fixed(1.0)
-    for step in range(warm_steps):
-        trainer.step(batch, step)
-    before = trainer.parameters()
-    trainer.optimizer_state["schedule"] = Fixed(factor)
-    trainer.step(batch, warm_steps)
-    after = trainer.parameters()
-    return float(torch.sqrt(sum(((after[n] - before[n]) ** 2).sum() for n in before)))
-
-
 @pytest.mark.parametrize("submission_name", SUBMISSIONS)
-def test_the_step_follows_the_scheduled_learning_rate(submission_name, quadratic):
-    """An optimizer that ignores its schedule (a learning rate read once, at construction)
-    takes the same step whatever the schedule says."""
-    submission, _ = build_submission(submission_name, [])
-    if not isinstance(submission, OptimizerSubmission):
-        pytest.skip("the learning rates of a five-function submission are its own business")
-    full, half, none = (step_taken_at(submission_name, quadratic, f) for f in (1.0, 0.5, 0.0))
-    assert full > 0 and len({full, half, none}) == 3, (
-        f"{submission_name}: steps of {full:.3g}, {half:.3g} and {none:.3g} at scheduled rates "
-        "1, 0.5 and 0: the step does not follow the schedule"
-    )
-    if submission.update_proportional_to_learning_rate:
-        assert none == 0.0, f"{submission_name} moved by {none:.3g} at a learning rate of 0"
-        assert half / full == pytest.approx(0.5, rel=0.01), submission_name
+def test_the_step_follows_the_scheduled_learning_rate(submission_name):
+    check(conformance.step_follows_the_scheduled_learning_rate, builder(submission_name))
 
 
-class FlatQuadratic(IllConditionedQuadratic):
-    """The quadratic with its loss multiplied by 0: every gradient is zero, so only weight
-    decay can move the parameters."""
-
-    def loss_fn(self, label_batch, logits_batch, mask_batch=None, label_smoothing=0.0):
-        losses = mean_squared_error(label_batch, logits_batch, mask_batch)
-        return {**losses, "summed": losses["summed"] * 0.0}
-
-
-def weight_decay_keys(name: str) -> list[str]:
-    """Hyperparameters named *weight_decay in a submission's defaults or search space (as built:
-    an AlgoPerf file's search space is a file of its own)."""
-    submission, hyperparameters = build_submission(name, [])
-    names = [*vars(hyperparameters), *search_space_names(submission.search_space)]
-    return sorted({key for key in names if key.endswith("weight_decay")})
-
-
-WEIGHT_DECAY = [(s, key) for s in SUBMISSIONS for key in weight_decay_keys(s)]
+WEIGHT_DECAY = [(s, key) for s in SUBMISSIONS for key in conformance.weight_decay_keys(builder(s))]
 
 
 @pytest.mark.parametrize("submission_name, key", WEIGHT_DECAY)
 def test_weight_decay_shrinks_the_weights(submission_name, key):
-    """With every gradient zero, a weight decay of 0.1 must shrink the parameters (and 0 leave
-    them): an optimizer that ignores its weight decay fails here."""
-    workload = FlatQuadratic(
-        name="flat",
-        target=0.0,
-        max_runtime_sec=600,
-        step_hint=60,
-        eval_every_steps=30,
-        batch_size=32,
-    )
-    workload.setup(torch.device("cpu"))
-    batch = next(workload.build_input_queue(0, "train", 8))
-    others = [f"++submission.hyperparameters.{k}=0.0" for k in weight_decay_keys(submission_name)]
-    norms = {}
-    for value in (0.0, 0.1):
-        submission, hyperparameters = build_submission(
-            submission_name, [*others, f"++submission.hyperparameters.{key}={value}"]
-        )
-        trainer = Trainer(submission, hyperparameters, workload, rng=0)
-        start = float(torch.sqrt(sum((p**2).sum() for p in trainer.parameters().values())))
-        for step in range(10):
-            trainer.step(batch, step)
-        norms[value] = float(torch.sqrt(sum((p**2).sum() for p in trainer.parameters().values())))
-    assert norms[0.0] == pytest.approx(start, rel=1e-7), "no gradient and no decay: no move"
-    assert norms[0.1] < start * (1 - 1e-5), (
-        f"{submission_name}: {key}=0.1 left the parameters' norm at {norms[0.1]:.7g} (from "
-        f"{start:.7g}) in 10 steps without gradients: the weight decay is ignored"
-    )
-
-
-def is_optimizer_yaml(name: str) -> bool:
-    """A submission made of an optimizer class and a schedule (OptimizerSubmission), not one
-    whose algorithm, schedule included, is its own code (an AlgoPerf file)."""
-    target = submission_config(name, ()).submission._target_
-    return issubclass(get_class(target), OptimizerSubmission)
+    check(conformance.weight_decay_shrinks_the_weights, builder(submission_name), key)
 
 
 @pytest.mark.parametrize("schedule_name", SCHEDULES)
 @pytest.mark.parametrize("submission_name", SUBMISSIONS)
-def test_every_schedule_can_replace_the_default(submission_name, schedule_name, quadratic):
-    if not is_optimizer_yaml(submission_name):
-        pytest.skip("a five-function submission has no schedule to swap: it is its own code")
-    swap = [f"submission/schedule={schedule_name}"]
-    cfg = submission_config(submission_name, tuple(swap))
-    submission, hyperparameters = build_submission(submission_name, swap)
-    expected = type(instantiate(cfg.submission.schedule))
-    assert type(submission.schedule) is expected
-    if not isinstance(submission, OptimizerSubmission):
-        pytest.skip("the learning rates of a five-function submission are its own business")
-    trainer = Trainer(submission, hyperparameters, quadratic, rng=0)
-    base = learning_rates(trainer.optimizer_state)
-    schedule = trainer.optimizer_state["schedule"]
-    batch = next(quadratic.build_input_queue(0, "train", 8))
-    for step in (0, QUADRATIC_STEPS // 2, QUADRATIC_STEPS - 1):
-        trainer.step(batch, step)
-        factor = schedule.factor(step, quadratic.step_hint)
-        assert learning_rates(trainer.optimizer_state) == pytest.approx(
-            [rate * factor for rate in base]
-        ), f"{submission_name} with {schedule_name} at step {step}"
+def test_every_schedule_can_replace_the_default(submission_name, schedule_name):
+    check(conformance.schedule_can_replace_the_default, builder(submission_name), schedule_name)
 
 
 @pytest.mark.parametrize("submission_name", SUBMISSIONS)
 def test_every_submission_declares_its_schedule_batch_size_and_search_space(submission_name):
     text = (CONF / "submission" / f"{submission_name}.yaml").read_text()
-    cfg = submission_config(submission_name, ())
-    assert "batch_size" in cfg.submission, "declare batch_size (null: the workload's)"
-    if not is_optimizer_yaml(submission_name):  # an AlgoPerf file: both come with the file
-        assert "search_space" in cfg.submission and "hyperparameters" in cfg.submission
-        submission, hyperparameters = build_submission(submission_name, [])
-        assert submission.search_space and vars(hyperparameters), submission_name
-        return
-    assert "- schedule:" in text, "name a default schedule in the defaults list"
-    assert cfg.submission.search_space, "give an AlgoPerf-format search_space"
-    assert cfg.submission.hyperparameters, "give default hyperparameters"
+    check(
+        conformance.declares_schedule_batch_size_and_search_space,
+        builder(submission_name),
+        text,
+    )
 
 
 @pytest.mark.parametrize(

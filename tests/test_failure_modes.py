@@ -308,7 +308,8 @@ def _crashing_submission(tmp: Path) -> Case:
     env["PYTHONPATH"] = f"{tmp}{os.pathsep}{env['PYTHONPATH']}"
 
     def after(case: Case) -> None:
-        record = results.load_record(default_run_dir(tmp / "results", "sgd"))
+        # A class given by _target_ alone is filed under its own name, not under sgd.
+        record = results.load_record(default_run_dir(tmp / "results", "crashing.Crashing"))
         assert record.status == "failed" and record.error.startswith("Traceback")
         assert record.error.endswith("RuntimeError: boom in the submission")
 

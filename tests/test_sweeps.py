@@ -3,12 +3,14 @@ finished runs skipped on a rerun, force=true, the local submitit launcher, sweep
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 
 import pytest
 
 from harness import results, sweep
 from tests.helpers import (
+    ROOT,
     assert_hyperparameters_match,
     compose_with_hydra,
     default_run_dir,
@@ -52,6 +54,7 @@ def sweep_root(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("sweep")
     result = run_cli(SWEEP, root)
     assert result.returncode == 0, result.stderr
+    (root / "sweep_output.txt").write_text(result.stdout + result.stderr)
     return root
 
 
@@ -67,11 +70,25 @@ def test_external_sweep_uses_the_independently_recomputed_halton_points(sweep_ro
         assert_hyperparameters_match(record.search_point, point)
         assert record.finished
         assert record.seed == 1000 * study + trial
-        command = record.command.split()  # reruns this task alone
-        assert command[:2] == ["python", "run.py"] and "-m" not in command
+        command = shlex.split(record.command)  # reruns this task alone, from any shell
+        assert command[:3] == ["cd", str(sweep_root), "&&"] and "-m" not in command
+        assert str(ROOT / "run.py") in command
         assert {f"submission={submission}", f"study={study}", f"trial={trial}"} <= set(command)
         points.add(tuple(sorted(written.items())))
     assert len(points) == len(all_runs(sweep_root)), "every (study, trial) must get its own point"
+
+
+@pytest.mark.slow
+def test_the_sweep_plans_its_runs_and_prints_a_line_per_finished_run(sweep_root):
+    output = (sweep_root / "sweep_output.txt").read_text()
+    total = len(all_runs(sweep_root))
+    for finished in range(1, total + 1):
+        assert f"sweep: [{finished}/{total}] " in output, output
+    last = next(line for line in output.splitlines() if f"[{total}/{total}]" in line)
+    assert "not_reached: validation/mse" in last or "reached in" in last
+    assert "elapsed, done" in last and "ETA" in output
+    planned = sweep.planned_run_dirs(sweep_root / "results")
+    assert planned == sorted(d.resolve() for d in all_runs(sweep_root).values())
 
 
 @pytest.mark.slow
@@ -126,7 +143,7 @@ def test_local_launcher_keeps_going_after_a_crash_and_reports_progress(tmp_path,
 
     code, out, err = sweep_status(tmp_path / "results" / "default", capsys)
     assert code == 0, err
-    assert "default: 1/2 done, 0 running, 1 failed\n" in out
+    assert "default: 1/2 done, 0 running, 1 failed, 0 pending\n" in out  # the plan: no more
     assert "digits/study_0/trial_0" in out and "batch size 2000 exceeds" in out
 
 
