@@ -4,13 +4,15 @@ import sys
 
 from harness.report.cli import main
 
-try:
-    sys.exit(main())
-except KeyboardInterrupt:
-    # The report never writes into run folders; its cache and outputs are written atomically.
-    print(
-        "interrupted; the results folder is unchanged and the report folder may be incomplete: "
-        "run the same command again",
-        file=sys.stderr,
-    )
-    sys.exit(130)
+if __name__ == "__main__":
+    try:
+        sys.exit(main(parallel=True))
+    except KeyboardInterrupt:
+        # The report never writes into run folders; its cache and outputs are written
+        # atomically.
+        print(
+            "interrupted; the results folder is unchanged and the report folder may be "
+            "incomplete: run the same command again",
+            file=sys.stderr,
+        )
+        sys.exit(130)

@@ -756,7 +756,10 @@ def load_all(folders: Sequence[Path], use_cache: bool) -> load.Results | None:
     return pooling.combine(loaded)
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, parallel: bool = False) -> int:
+    """The report. `parallel`: large sets of figures are drawn in worker processes, which is
+    safe only in a program of its own (`python -m harness.report`): spawned workers re-import
+    the caller's main module, and a script or notebook calling main() is not guarded."""
     args = parse_args(argv)
     args.argv = sys.argv[1:] if argv is None else list(argv)  # for report.html's provenance
     PRINTED.clear()
@@ -817,7 +820,7 @@ def main(argv: list[str] | None = None) -> int:
         declared = [w.strip() for w in args.benchmark_workloads.split(",") if w.strip()]
     pool = None
     cells = runs["submission"].nunique() * runs["workload"].nunique() * len(figures.FIGURES)
-    if not args.no_figures and cells >= figures.PARALLEL_FROM:
+    if parallel and not args.no_figures and cells >= figures.PARALLEL_FROM:
         pool = figures.start_workers()  # they start up while this process scores
     try:
         return _report(args, folders, loaded, runs, settings, declared, choices, pool)
@@ -859,8 +862,6 @@ def _report(args, folders, loaded, runs, settings, declared, choices, pool) -> i
     if not args.no_figures:
         style = figures.Style(args.style, args.width, args.font)
         jobs = figure_jobs(groups, loaded.evaluations, style)
-        if pool is None and figures.job_size(jobs) >= figures.PARALLEL_FROM:
-            pool = figures.start_workers(len(jobs))
         paths, layout = write_figures(jobs, out, pool)
         written += paths
         for problem in layout:
