@@ -7,6 +7,7 @@ the batch size, schedule swaps and search-space validation.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import io
 from collections.abc import Iterator
@@ -40,6 +41,10 @@ from workloads.common import mean_squared_error
 
 SUBMISSIONS = group_choices("submission")
 SCHEDULES = group_choices("submission/schedule")
+# Every weight averaging but none, on base submissions of each kind: a torch.optim optimizer,
+# schedule-free (its own train/eval swap inside ours) and an AlgoPerf file (five functions).
+AVERAGING = [name for name in group_choices("submission/averaging") if name != "none"]
+AVERAGED_BASES = ["adamw", "schedule_free_adamw", "algoperf"]
 # Enough steps for periodic work (Sophia's Hessian estimate, SOAP's and Shampoo's
 # preconditioners: every 10 steps by default) to be in the checkpointed state.
 STEPS_BEFORE_CHECKPOINT = 12
@@ -69,25 +74,57 @@ def through_disk(state: dict) -> dict:
 def test_state_survives_a_checkpoint_and_the_next_steps_are_identical(
     submission_name, workload_name, tiny_workloads
 ):
-    workload = tiny_workloads[workload_name]
     # Small batches keep 14 steps cheap; the batch-size test below checks get_batch_size.
-    overrides = ["submission.batch_size=8"]
+    check_resume(submission_name, tiny_workloads[workload_name], ["submission.batch_size=8"])
+
+
+@pytest.mark.parametrize("averaging", AVERAGING)
+@pytest.mark.parametrize("submission_name", AVERAGED_BASES)
+def test_averaged_weights_survive_a_checkpoint_and_the_next_steps_are_identical(
+    submission_name, averaging, tiny_workloads
+):
+    """The checkpoint is taken with the average in the model (after prepare_for_eval): the
+    raw weights, the average and the optimizer state must all come back. A step hint of 16
+    puts every rule to work before the checkpoint after 13 steps: SWA averages steps 12 and
+    13, Switch EMA switches every 2 steps (last at step 12), LAWA's queue holds steps 9-13."""
+    workload = copy.copy(tiny_workloads["friedman"])
+    workload.step_hint = 16
+    overrides = ["submission.batch_size=8", f"submission/averaging={averaging}"]
+    check_resume(submission_name, workload, overrides, steps_before=13, evaluated_differs=True)
+
+
+def check_resume(
+    submission_name: str,
+    workload: Workload,
+    overrides: list[str],
+    steps_before: int = STEPS_BEFORE_CHECKPOINT,
+    evaluated_differs: bool = False,
+) -> None:
+    """Train, prepare_for_eval, checkpoint, restore into a fresh submission and model, and
+    train both on: every parameter identical at every step. `evaluated_differs`: the weights
+    prepare_for_eval puts in the model must differ from the raw ones (an average)."""
+    workload_name = workload.name
     submission, hyperparameters = build_submission(submission_name, overrides)
     queue = workload.build_input_queue(0, "train", submission.get_batch_size(workload.name))
-    batches = [next(queue) for _ in range(STEPS_BEFORE_CHECKPOINT + STEPS_AFTER_CHECKPOINT)]
+    batches = [next(queue) for _ in range(steps_before + STEPS_AFTER_CHECKPOINT)]
 
     original = Trainer(submission, hyperparameters, workload, rng=0)
     start = original.parameters()
-    for step in range(STEPS_BEFORE_CHECKPOINT):
+    for step in range(steps_before):
         loss = original.step(batches[step], step)
         assert torch.isfinite(loss), f"{submission_name}: loss {float(loss)} at step {step}"
     moved = original.parameters()
     assert any(not torch.equal(start[name], moved[name]) for name in start), (
-        f"{submission_name} did not change any parameter in {STEPS_BEFORE_CHECKPOINT} steps"
+        f"{submission_name} did not change any parameter in {steps_before} steps"
     )
     assert all(torch.isfinite(p).all() for p in moved.values())
     # The runner checkpoints at evaluations, after prepare_for_eval (schedule-free's swap).
-    original.prepare_for_eval(STEPS_BEFORE_CHECKPOINT)
+    original.prepare_for_eval(steps_before)
+    evaluated = original.parameters()
+    if evaluated_differs:
+        assert any(not torch.equal(evaluated[n], moved[n]) for n in moved), (
+            f"{submission.name}: prepare_for_eval left the raw weights in the model"
+        )
     checkpoint = through_disk(
         {
             "model": original.model.state_dict(),
@@ -101,7 +138,7 @@ def test_state_survives_a_checkpoint_and_the_next_steps_are_identical(
     restored.optimizer_state = fresh_submission.load_optimizer_state_dict(
         restored.optimizer_state, checkpoint["optimizer"]
     )
-    for step in range(STEPS_BEFORE_CHECKPOINT, len(batches)):
+    for step in range(steps_before, len(batches)):
         before = original.parameters()
         original.step(batches[step], step)
         restored.step(batches[step], step)
@@ -183,7 +220,20 @@ def quadratic() -> IllConditionedQuadratic:
 @pytest.mark.parametrize("submission_name", SUBMISSIONS)
 def test_defaults_decrease_an_ill_conditioned_quadratic(submission_name, quadratic, tmp_path):
     """Through the real runner, so evaluation sees the parameters prepare_for_eval chose."""
-    submission, hyperparameters = build_submission(submission_name, [])
+    check_decrease(submission_name, [], quadratic, tmp_path)
+
+
+@pytest.mark.parametrize("averaging", AVERAGING)
+@pytest.mark.parametrize("submission_name", AVERAGED_BASES)
+def test_averaged_defaults_decrease_an_ill_conditioned_quadratic(
+    submission_name, averaging, quadratic, tmp_path
+):
+    """Evaluated at the average (prepare_for_eval), with the averaging's default settings."""
+    check_decrease(submission_name, [f"submission/averaging={averaging}"], quadratic, tmp_path)
+
+
+def check_decrease(submission_name: str, overrides: list[str], quadratic, tmp_path) -> None:
+    submission, hyperparameters = build_submission(submission_name, overrides)
     model, model_state = quadratic.init_model_fn(rng=0)
     initial = quadratic.eval_model(model, model_state, rng=0)["validation/loss"]
     settings = RunSettings(
