@@ -454,3 +454,35 @@ def without_names(space: Any, names: set[str]) -> Any:
     if is_point_list(space):
         return [{k: v for k, v in point.items() if k not in names} for point in space]
     return {k: v for k, v in (space or {}).items() if k not in names}
+
+
+def reference_average(
+    rule: Averaging, initial: Tensors, weights_by_step: list[Tensors], total_steps: int
+) -> Tensors | None:
+    """The average `rule` gives after steps 0..len(weights_by_step)-1 produced those weights,
+    written from the formulas, one tensor and one step at a time in float64: slow and plain,
+    for tests of the fast in-place versions above (the schedule_free habit)."""
+    steps = [[w.double() for w in weights] for weights in weights_by_step]
+    if isinstance(rule, EMA):
+        average = [w.double() for w in initial]
+        for n, weights in enumerate(steps):
+            d = min(rule.ema_decay, (1 + n) / (10 + n))
+            average = [d * a + (1 - d) * w for a, w in zip(average, weights, strict=True)]
+        return average
+    if isinstance(rule, SWA):
+        start = round(rule.swa_start_fraction * total_steps)
+        chosen = [
+            w
+            for s, w in enumerate(steps)
+            if s + 1 >= start and (s + 1 - start) % rule.swa_every == 0
+        ]
+    elif isinstance(rule, LAWA):
+        start = round(rule.lawa_start_fraction * total_steps)
+        every = max(1, round(rule.lawa_every_fraction * total_steps))
+        chosen = [w for s, w in enumerate(steps) if s + 1 >= start and (s + 1 - start) % every == 0]
+        chosen = chosen[-int(rule.lawa_queue_length) :]
+    else:
+        raise TypeError(f"no reference for {type(rule).__name__}")
+    if not chosen:
+        return None
+    return [sum(ws) / len(chosen) for ws in zip(*chosen, strict=True)]
