@@ -15,6 +15,7 @@ writes into a trial's folder, and never over an existing soup.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import math
 import sys
@@ -181,7 +182,8 @@ def soup_record(
     disturbed = [i.record.trial for i in trials if i.record.disturbed]
     record = results.RunRecord(
         experiment_name=best.experiment_name,
-        ruleset=best.ruleset,
+        # One soup per study: the report must not count it as a study missing trials.
+        ruleset=dataclasses.replace(best.ruleset, num_trials=1),
         submission=f"{best.submission}{SOUP_MARK}{kind}",
         workload=best.workload,
         study=best.study,

@@ -50,6 +50,7 @@ def test_uniform_and_greedy_soups_are_runs_beside_the_trials(study, capsys):
         folder = default_run_dir(results_dir, f"adamw+soup_{kind}", study=1, ruleset="external")
         record = results.load_record(folder)
         assert record.status == "not_reached" and record.n_evaluations == 1
+        assert record.ruleset.num_trials == 1  # one soup per study: not a study missing trials
         assert record.accumulated_submission_time == pytest.approx(
             sum(t.accumulated_submission_time for t in trials)
         )
