@@ -214,3 +214,15 @@ def test_an_averaged_run_is_filed_under_its_own_name(averaging, results_dir):
     assert Path(hydra.hydra.run.dir) == launch.run_folder(cfg)
     assert f"/adamw{suffix}/friedman/" in hydra.hydra.run.dir
     assert (CONF / "submission" / "averaging" / f"{averaging}.yaml").read_text().startswith("#")
+
+
+def test_no_averaging_leaves_the_fingerprint_of_earlier_runs(results_dir):
+    """Runs made before the averaging group existed keep their fingerprints (a sweep skips
+    them, a rerun resumes them); an averaging's settings are part of its runs' identity."""
+    plain = launch.run_identity(compose_config(["workload=friedman"], results_dir))
+    assert not [key for key in plain if key.startswith("submission.averaging")]
+    ema = launch.run_identity(
+        compose_config(["workload=friedman", "submission/averaging=ema"], results_dir)
+    )
+    assert ema["submission.averaging.ema_decay"] == 0.999
+    assert {k: v for k, v in ema.items() if not k.startswith("submission.averaging")} == plain
