@@ -73,7 +73,8 @@ def test_uniform_and_greedy_soups_are_runs_beside_the_trials(study, capsys):
         )
         for t in range(3)
     ]
-    mean = soup.average([c["model"] for c in checkpoints])
+    models = [c["model"] for c in checkpoints]
+    mean = {key: torch.stack([m[key] for m in models]).mean(0) for key in models[0]}
     evaluate = soup.Evaluator(
         default_run_dir(results_dir, study=1, ruleset="external"),
         trials[0].seed,
