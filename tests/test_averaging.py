@@ -140,9 +140,9 @@ RUN = ["workload=friedman", *TINY["friedman"], "workload.eval_every_steps=4"]
 
 @pytest.mark.parametrize("averaging", AVERAGING)
 def test_a_killed_averaged_run_resumes_bitwise(averaging, tmp_path, monkeypatch):
-    """Killed right after the checkpoint of its first evaluation (the average in the model)
-    and, separately, preempted between evaluations (the raw weights in the model): both
-    resumed runs evaluate exactly as the uninterrupted one."""
+    """Killed right after the checkpoint of its first evaluation (the average in the model),
+    resumed, then preempted between evaluations (the raw weights in the model) and resumed
+    again: it evaluates exactly as the uninterrupted run."""
     # A hint of 4: every rule has an average by the first evaluation (SWA from step 3).
     overrides = [*RUN, "workload.step_hint=4", f"submission/averaging={averaging}"]
     whole = make_runner(overrides, tmp_path / "whole", max_steps=12)
@@ -150,26 +150,22 @@ def test_a_killed_averaged_run_resumes_bitwise(averaging, tmp_path, monkeypatch)
     expected = eval_rows(tmp_path / "whole")
     assert len(expected) == 3
 
-    first = make_runner(overrides, tmp_path / "killed", max_steps=4)
-    first.run()  # ends after the evaluation at step 4: as a kill right after its checkpoint
-    checkpoint = results.load_checkpoint(tmp_path / "killed" / results.CHECKPOINT_FILE)
+    folder = tmp_path / "interrupted"
+    make_runner(overrides, folder, max_steps=4).run()  # as a kill right after its checkpoint
+    checkpoint = results.load_checkpoint(folder / results.CHECKPOINT_FILE)
     assert checkpoint["optimizer"]["averaging"]["raw"] is not None, "the average was in"
-    resumed = make_runner(overrides, tmp_path / "killed", checkpoint=checkpoint, max_steps=12)
-    resumed.run()
-    assert eval_rows(tmp_path / "killed") == expected
-
-    calls = itertools.count(1)
+    calls = itertools.count(5)
     monkeypatch.setattr(
         preemption, "requested", lambda: signal.SIGUSR2 if next(calls) == 6 else None
     )
-    with pytest.raises(preemption.Preempted):
-        make_runner(overrides, tmp_path / "preempted", max_steps=12).run()
+    with pytest.raises(preemption.Preempted):  # at step 6, between two evaluations
+        make_runner(overrides, folder, checkpoint=checkpoint, max_steps=12).run()
     monkeypatch.undo()
-    checkpoint = results.load_checkpoint(tmp_path / "preempted" / results.CHECKPOINT_FILE)
+    checkpoint = results.load_checkpoint(folder / results.CHECKPOINT_FILE)
     assert checkpoint["train_state"]["global_step"] == 6
     assert checkpoint["optimizer"]["averaging"]["raw"] is None, "the raw weights were in"
-    make_runner(overrides, tmp_path / "preempted", checkpoint=checkpoint, max_steps=12).run()
-    assert eval_rows(tmp_path / "preempted") == expected
+    make_runner(overrides, folder, checkpoint=checkpoint, max_steps=12).run()
+    assert eval_rows(folder) == expected
 
 
 def test_averaging_hyperparameters_are_tuned_by_the_search_space(results_dir):
