@@ -94,9 +94,10 @@ class PowerLaw(Schedule):
     over the last N_decay steps, scaled from lr(N - N_decay). As a multiplier of the peak
     lr_max this is min(1, (n / n0)**b) with n0 = (lr_max / a)**(1 / b), the step at which the
     power law falls below the peak: `power_start_fraction` places n0 (a fraction of the step
-    hint), `exponent` is b (the paper fits b ~ -0.51). The final decay is exponential
-    (decay_floor**progress: MiniCPM's shape, which the paper follows) or linear, to
-    `decay_floor` x the value where it starts.
+    hint), `exponent` is b (the paper fits b ~ -0.51). The final decay f(n, N, N_decay)
+    multiplies the value where it starts: exponential by default (decay_floor**progress, the
+    shape of MiniCPM's warmup-stable-decay that the paper builds on) or linear, down to
+    `decay_floor`.
     """
 
     warmup_fraction: float = 0.05
