@@ -2,7 +2,9 @@
 idea). A new YAML is covered without editing this file. tests/test_contract.py already runs
 every submission through the full harness on each embedded workload; this suite adds what a
 short run cannot see: checkpointed optimizer state, progress on an ill-conditioned quadratic,
-the batch size, schedule swaps and search-space validation.
+the batch size, schedule swaps and search-space validation. Every weight averaging in
+conf/submission/averaging/ is run on a few bases (AVERAGED_BASES) through the checkpoint and the
+quadratic.
 """
 
 from __future__ import annotations
