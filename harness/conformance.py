@@ -141,28 +141,40 @@ def follows_a_schedule(submission: Submission) -> bool:
 
 
 # -- the checks -----------------------------------------------------------------------------------
-def state_survives_a_checkpoint(build: Builder, workload: Workload) -> None:
+def state_survives_a_checkpoint(
+    build: Builder,
+    workload: Workload,
+    steps_before: int = STEPS_BEFORE_CHECKPOINT,
+    evaluated_differs: bool = False,
+) -> None:
     """Train, checkpoint the model and optimizer state through torch.save/load, restore into a
-    fresh submission: the next steps must be identical."""
+    fresh submission: the next steps must be identical. `evaluated_differs`: the weights
+    prepare_for_eval puts in the model must differ from the raw ones (a weight average)."""
     overrides = ["submission.batch_size=8"]  # small batches keep 14 steps cheap
     built = build(overrides)
     submission, hyperparameters = built.submission, built.hyperparameters
     name = submission.name
     queue = workload.build_input_queue(0, "train", submission.get_batch_size(workload.name))
-    batches = [next(queue) for _ in range(STEPS_BEFORE_CHECKPOINT + STEPS_AFTER_CHECKPOINT)]
+    batches = [next(queue) for _ in range(steps_before + STEPS_AFTER_CHECKPOINT)]
     original = Trainer(submission, hyperparameters, workload, rng=0)
     start = original.parameters()
-    for step in range(STEPS_BEFORE_CHECKPOINT):
+    for step in range(steps_before):
         loss = original.step(batches[step], step)
         fail_unless(bool(torch.isfinite(loss)), f"{name}: loss {float(loss)} at step {step}")
     moved = original.parameters()
     fail_unless(
         any(not torch.equal(start[n], moved[n]) for n in start),
-        f"{name} did not change any parameter in {STEPS_BEFORE_CHECKPOINT} steps",
+        f"{name} did not change any parameter in {steps_before} steps",
     )
     fail_unless(all(torch.isfinite(p).all() for p in moved.values()), f"{name}: non-finite")
     # The runner checkpoints at evaluations, after prepare_for_eval (schedule-free's swap).
-    original.prepare_for_eval(STEPS_BEFORE_CHECKPOINT)
+    original.prepare_for_eval(steps_before)
+    if evaluated_differs:
+        evaluated = original.parameters()
+        fail_unless(
+            any(not torch.equal(evaluated[n], moved[n]) for n in moved),
+            f"{name}: prepare_for_eval left the raw weights in the model",
+        )
     checkpoint = through_disk(
         {
             "model": original.model.state_dict(),
@@ -175,7 +187,7 @@ def state_survives_a_checkpoint(build: Builder, workload: Workload) -> None:
     restored.optimizer_state = fresh.load_optimizer_state_dict(
         restored.optimizer_state, checkpoint["optimizer"]
     )
-    for step in range(STEPS_BEFORE_CHECKPOINT, len(batches)):
+    for step in range(steps_before, len(batches)):
         before = original.parameters()
         original.step(batches[step], step)
         restored.step(batches[step], step)

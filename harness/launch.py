@@ -8,6 +8,7 @@ writes its record with status `failed` and, inside a sweep, does not stop the sw
 from __future__ import annotations
 
 import contextlib
+import copy
 import datetime
 import errno
 import inspect
@@ -27,7 +28,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
 from hydra.types import RunMode
 from hydra.utils import get_class, instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import MissingMandatoryValue
 
 # harness.config registers the config schema and the `run_subdir` resolver on import: every
@@ -156,11 +157,31 @@ def choose_hyperparameters(cfg: DictConfig, submission: Submission) -> dict[str,
     return submission.effective_hyperparameters({**merged, **point})
 
 
+def submission_name(cfg: DictConfig) -> str:
+    """The name a run is filed under: the submission's, with its averaging's suffix (`+ema`),
+    as conf/config.yaml spells the run folder."""
+    averaging = cfg.submission.get("averaging") or {}
+    return f"{cfg.submission.get('name')}{averaging.get('suffix', '')}"
+
+
+def build_submission(cfg: DictConfig) -> Submission:
+    """The submission, wrapped by its weight averaging (`submission.averaging`, a config group:
+    submissions/averaging.py) when one is chosen; the submission's class never sees it."""
+    averaging_node = cfg.submission.get("averaging")
+    if averaging_node is None:
+        return build(cfg.submission, "submission")
+    copied = copy.deepcopy(cfg)  # the submission's own interpolations still resolve in it
+    with open_dict(copied.submission):
+        del copied.submission["averaging"]
+    submission: Submission = build(copied.submission, "submission")
+    return build(averaging_node, "submission.averaging").wrap(submission)
+
+
 def prepare(cfg: DictConfig) -> tuple[Workload, Submission, dict[str, Any]]:
     """Everything that can fail because of user input, before any file is written."""
     check_study_and_trial(cfg)
     workload: Workload = build(cfg.workload, "workload")
-    submission: Submission = build(cfg.submission, "submission")
+    submission = build_submission(cfg)
     hyperparameters = choose_hyperparameters(cfg, submission)
     check_batch_size(submission, workload)
     try:
@@ -270,7 +291,7 @@ def run_folder(cfg: DictConfig) -> Path:
         cfg.results_dir,
         cfg.experiment_name,
         cfg.ruleset.name,
-        cfg.submission.name,
+        submission_name(cfg),
         cfg.workload.name,
         cfg.study,
         cfg.trial,
@@ -513,7 +534,7 @@ def _rejected_record(cfg: DictConfig, message: str) -> None:
     record = results.RunRecord(
         experiment_name=cfg.experiment_name,
         ruleset=ruleset_settings(cfg),
-        submission=str(cfg.submission.get("name")),
+        submission=submission_name(cfg),
         workload=str(cfg.workload.get("name")),
         study=cfg.study,
         trial=cfg.trial,

@@ -194,6 +194,9 @@ def identity(config_yaml: str) -> dict[str, Any]:
     if flat.get("submission.sha256"):  # a file named by its content: where it lies is not
         for key in CONTENT_NAMED_PATHS:  # what determines the result
             flat.pop(key, None)
+    if not flat.get("submission.averaging.suffix"):  # no weight averaging: the same result as
+        for key in [k for k in flat if k.startswith("submission.averaging.")]:  # before the
+            flat.pop(key)  # group existed, so earlier runs keep their fingerprints
     return flat
 
 

@@ -3,11 +3,14 @@ idea) by the checks of harness/conformance.py, which `python -m harness.check` r
 submission (a user's own too). A new YAML is covered without editing this file.
 tests/test_contract.py already runs every submission through the full harness on each embedded
 workload; this suite adds what a short run cannot see: checkpointed optimizer state, progress on
-an ill-conditioned quadratic, the batch size, schedule swaps and search-space validation.
+an ill-conditioned quadratic, the batch size, schedule swaps and search-space validation. Every
+weight averaging in conf/submission/averaging/ is run on a few bases (AVERAGED_BASES) through
+the checkpoint and the quadratic.
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator
 
 import pytest
@@ -31,6 +34,10 @@ from tests.helpers import (
 
 SUBMISSIONS = group_choices("submission")
 SCHEDULES = group_choices("submission/schedule")
+# Every weight averaging but none, on base submissions of each kind: a torch.optim optimizer,
+# schedule-free (its own train/eval swap inside ours) and an AlgoPerf file (five functions).
+AVERAGING = [name for name in group_choices("submission/averaging") if name != "none"]
+AVERAGED_BASES = ["adamw", "schedule_free_adamw", "algoperf"]
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -43,10 +50,12 @@ def one_thread() -> Iterator[None]:
     torch.set_num_threads(threads)
 
 
-def builder(name: str) -> conformance.Builder:
-    """The submission `name` as a run builds it, with extra overrides (harness.conformance)."""
+def builder(name: str, extra: tuple[str, ...] = ()) -> conformance.Builder:
+    """The submission `name` as a run builds it, with `extra` and the check's own overrides
+    (harness.conformance)."""
 
     def build(overrides: list[str]) -> conformance.Built:
+        overrides = [*extra, *overrides]
         submission, hyperparameters = build_submission(name, overrides)
         return conformance.Built(
             submission, hyperparameters, submission_config(name, tuple(overrides))
@@ -77,11 +86,44 @@ def test_state_survives_a_checkpoint_and_the_next_steps_are_identical(
     )
 
 
+@pytest.mark.parametrize("averaging", AVERAGING)
+@pytest.mark.parametrize("submission_name", AVERAGED_BASES)
+def test_averaged_weights_survive_a_checkpoint_and_the_next_steps_are_identical(
+    submission_name, averaging, tiny_workloads
+):
+    """The checkpoint is taken with the average in the model (after prepare_for_eval): the
+    raw weights, the average and the optimizer state must all come back. A step hint of 16
+    puts every rule to work before the checkpoint after 13 steps: SWA averages steps 12 and
+    13, Switch EMA switches every 2 steps (last at step 12), LAWA's queue holds steps 9-13."""
+    workload = copy.copy(tiny_workloads["friedman"])
+    workload.step_hint = 16
+    check(
+        conformance.state_survives_a_checkpoint,
+        builder(submission_name, (f"submission/averaging={averaging}",)),
+        workload,
+        13,
+        True,
+    )
+
+
 @pytest.mark.parametrize("submission_name", SUBMISSIONS)
 def test_defaults_decrease_an_ill_conditioned_quadratic(submission_name, tmp_path):
     check(
         conformance.defaults_decrease_an_ill_conditioned_quadratic,
         builder(submission_name),
+        tmp_path / "run",
+    )
+
+
+@pytest.mark.parametrize("averaging", AVERAGING)
+@pytest.mark.parametrize("submission_name", AVERAGED_BASES)
+def test_averaged_defaults_decrease_an_ill_conditioned_quadratic(
+    submission_name, averaging, tmp_path
+):
+    """Evaluated at the average (prepare_for_eval), with the averaging's default settings."""
+    check(
+        conformance.defaults_decrease_an_ill_conditioned_quadratic,
+        builder(submission_name, (f"submission/averaging={averaging}",)),
         tmp_path / "run",
     )
 
