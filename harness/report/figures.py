@@ -19,6 +19,7 @@ import io
 import math
 import multiprocessing
 import os
+import sys
 import weakref
 import zlib
 from collections.abc import Callable, Mapping, Sequence
@@ -1048,7 +1049,15 @@ def job_size(jobs: Sequence[Job]) -> int:
     return sum(len(d.board.workloads) * len(d.board.submissions) for _, _, d in jobs)
 
 
-def start_workers(jobs: int | None = None) -> concurrent.futures.ProcessPoolExecutor | None:
+class Workers(concurrent.futures.ProcessPoolExecutor):
+    """A process pool that says how many processes it has."""
+
+    def __init__(self, count: int) -> None:
+        super().__init__(count, mp_context=multiprocessing.get_context("spawn"))
+        self.count = count
+
+
+def start_workers(jobs: int | None = None) -> Workers | None:
     """Processes that draw figures, started now so that they import matplotlib while this
     process scores (spawned, not forked: the parent has BLAS and Arrow threads). None on one
     core."""
@@ -1056,9 +1065,7 @@ def start_workers(jobs: int | None = None) -> concurrent.futures.ProcessPoolExec
     workers = min(MAX_WORKERS, cores or 1, jobs or MAX_WORKERS)
     if workers < 2:
         return None
-    pool = concurrent.futures.ProcessPoolExecutor(
-        workers, mp_context=multiprocessing.get_context("spawn")
-    )
+    pool = Workers(workers)
     for _ in range(workers):
         pool.submit(_warm)
     return pool
@@ -1080,11 +1087,16 @@ def render(
 def render_all(
     jobs: Sequence[Job],
     folder: Path,
-    pool: concurrent.futures.ProcessPoolExecutor | None = None,
+    pool: Workers | None = None,
 ) -> list[tuple[list[Path], list[str]]]:
     """render() every job, in `pool` when one is given, in order."""
     if pool is None:
         return [render(name, filename, data, folder) for name, filename, data in jobs]
+    print(
+        f"drawing {len(jobs)} figures in {pool.count} processes",
+        file=sys.stderr,
+        flush=True,
+    )
     # Biggest first, so that no worker is left with a large figure at the end.
     order = sorted(range(len(jobs)), key=lambda k: -job_size([jobs[k]]))
     futures = {k: pool.submit(render, *jobs[k], folder) for k in order}
