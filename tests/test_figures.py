@@ -6,6 +6,8 @@ drawn here or in worker processes. tests/test_report.py checks the layout and th
 from __future__ import annotations
 
 import os
+import re
+import shlex
 import subprocess
 import sys
 import zlib
@@ -186,3 +188,39 @@ def test_worker_processes_draw_the_same_figures(tmp_path):
         serial = (tmp_path / "serial" / f"{name}.png").read_bytes()
         assert serial == (tmp_path / "parallel" / f"{name}.png").read_bytes(), name
         assert (tmp_path / "parallel" / f"{name}.pdf").stat().st_size > 5000
+
+
+def readme_report_commands() -> list[str]:
+    """The README's `python -m harness.report results/demo ...` commands, continuation lines
+    joined, comments dropped."""
+    readme = (ROOT / "README.md").read_text()
+    commands = []
+    for block in re.findall(r"```bash\n(.*?)```", readme, re.S):
+        for line in block.replace("\\\n", " ").splitlines():
+            command = line.split("  #")[0].strip()
+            if command.startswith(".venv/bin/python -m harness.report results/demo"):
+                commands.append(command)
+    return commands
+
+
+def test_the_readme_report_commands_run_as_written(tmp_path):
+    """Each report command of the README on a folder with the demo's submissions (adamw and
+    lion), from the folder above results/ as a user types them (the bootstrap made cheaper)."""
+    commands = readme_report_commands()
+    assert len(commands) >= 4 and any("--style slides" in c for c in commands)
+    times = {(s, w): t for (s, w), t in TIMES.items() if s != "sgd"}
+    write_study_grid(tmp_path / "results" / "demo", times, ruleset="self")
+    for command in commands:
+        argv = [*shlex.split(command)[1:], "--resamples", "50"]
+        done = subprocess.run(
+            [sys.executable, *argv],
+            cwd=tmp_path,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert done.returncode == 0, f"{command}\n{done.stderr}"
+        assert "figure layout" not in done.stderr, command
+    assert (tmp_path / "results/demo/slides/curves_time.pdf").exists()
+    assert (tmp_path / "results/demo/paper/leaderboard.tex").exists()
