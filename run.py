@@ -12,7 +12,7 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from harness import checks, config
+from harness import checks, config, ranks
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
@@ -26,6 +26,8 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
+    if ranks.is_secondary_rank():  # under torchrun: rank 0 alone writes .hydra/ and run.log
+        sys.argv += ranks.SECONDARY_RANK_OVERRIDES
     try:
         main()
     except SystemExit as stop:

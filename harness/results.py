@@ -183,6 +183,10 @@ class RunRecord:
     # A run imported from another harness's logs (python -m harness.algoperf import): the
     # format, the log file it was made from (relative to the imported folder) and its sha256.
     source: dict[str, Any] | None = None
+    # A data-parallel run (docs/design.md, "Distributed runs"): its number of processes and
+    # their torch.distributed backend (gloo, nccl); 1 and None for one process.
+    world_size: int = 1
+    backend: str | None = None
     record_format: int = RECORD_FORMAT
 
     @property
@@ -252,7 +256,9 @@ _KINDS = {
     **dict.fromkeys(
         ("study", "trial", "seed", "batch_size", "steps_to_target", "global_step"), "int"
     ),
-    **dict.fromkeys(("n_evaluations", "preemption_count", "pid", "record_format"), "int"),
+    **dict.fromkeys(
+        ("n_evaluations", "preemption_count", "pid", "record_format", "world_size"), "int"
+    ),
     **dict.fromkeys(
         (
             "hyperparameters",
@@ -292,6 +298,7 @@ _KINDS = {
             "started_at",
             "command",
             "git_commit",
+            "backend",
             "disturbed_reason",
         ),
         "text",
