@@ -434,10 +434,10 @@ class Runner:
         )
         eval_start = clock.read()
         state.accumulated_submission_time += eval_start - start
-        # Off the clock; sharded over the ranks (spec.Workload.eval_model), on the bare model.
-        metrics = workload.eval_model(
-            distributed.unwrap(model), model_state, rng=self.settings.seed
-        )
+        # Off the clock; sharded over the ranks (spec.Workload.eval_model). On the model as the
+        # submission has it (a data-parallel wrapper: its train/eval mode is the one that
+        # counts; its forward without gradients is no collective).
+        metrics = workload.eval_model(model, model_state, rng=self.settings.seed)
         reading, other, steal = self._measure()
         eval_end = clock.read()
         state.accumulated_eval_time += eval_end - eval_start

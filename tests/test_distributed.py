@@ -51,10 +51,14 @@ from tests.helpers import (
 )
 
 # Two processes sum a batch's gradient in two halves, then average: float rounding moves the
-# losses in their 7th digit, and training may amplify that. Seen (AMD EPYC, torch 2.13 CPU):
-# at most 1.7e-7 over the 12 steps of every submission below, and TODO over the 600 steps of
-# DATA_PARALLEL_RUN. A tolerance far above that, far below what a wrong gradient does.
+# losses in their 7th digit. Seen (AMD EPYC, torch 2.13 CPU): at most 1.7e-7 over the 12 steps
+# of every submission below, 4e-8 at step 100 of DATA_PARALLEL_RUN. A tolerance far above that,
+# far below what a wrong gradient does.
 TOLERANCE = 1e-3
+# Over hundreds of steps, rounding differences grow: AdamW near friedman's noise floor turns a
+# 1e-7 difference into ~1e-2 by step 300, whatever causes it. One process on 2 threads against
+# 1 thread differs as much (0.8% at step 200), so later evaluations are held to this instead.
+TOLERANCE_LATER = 0.05
 WAIT_SECONDS = 240
 
 
@@ -115,6 +119,15 @@ def trajectory(cfg: DictConfig, world: distributed.World, run_dir: Path):
         seed=0, budget_sec=1e9, batch_size=batch_size, max_steps=STEPS, progress="none"
     )
     run_dir.mkdir(parents=True, exist_ok=True)
+    seen = []  # the batch size the submission trains on at each step
+    select = submission.data_selection
+
+    def data_selection(*args, **kwargs):
+        batch = select(*args, **kwargs)
+        seen.append(len(batch["targets"]))
+        return batch
+
+    submission.data_selection = data_selection
     runner = Runner(
         workload,
         submission,
@@ -126,7 +139,8 @@ def trajectory(cfg: DictConfig, world: distributed.World, run_dir: Path):
     )
     runner.run()
     evaluations = [(r["train/loss"], r["validation/loss"]) for r in runner.state.eval_measurements]
-    return evaluations, submission.data_parallel_refusal
+    shares = sorted({size * world.size // batch_size for size in seen})  # [1]: 1/N each
+    return evaluations, submission.data_parallel_refusal, shares
 
 
 def train_every_submission(rank: int, size: int, port: int, folder: str, names: list[str]):
@@ -144,7 +158,8 @@ def train_every_submission(rank: int, size: int, port: int, folder: str, names: 
     world, _ = distributed.setup(torch.device("cpu"))
     found = trajectories(names, world, Path(folder) / f"rank{rank}")
     if world.is_writer:
-        torch.save({name: value[0] for name, value in found.items()}, Path(folder) / "two.pt")
+        two = {name: (value[0], value[2]) for name, value in found.items()}
+        torch.save(two, Path(folder) / "two.pt")
     distributed.shutdown()
 
 
@@ -182,15 +197,21 @@ def relative_difference(a: list[tuple[float, float]], b: list[tuple[float, float
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", group_choices("submission"))
-def test_a_submission_trains_alike_on_two_processes_or_refuses(name, one_and_two_processes):
+def test_a_submission_trains_alike_on_two_processes_or_refuses(
+    name, one_and_two_processes, tmp_path
+):
     one, two = one_and_two_processes
-    evaluations, refusal = one[name]
-    difference = relative_difference(two[name], evaluations)
+    evaluations, refusal, _ = one[name]
+    two_evaluations, shares = two[name]
+    assert shares == [1], "each rank trains on its half of the global batch"
     if refusal is None:
-        assert difference < TOLERANCE, (name, two[name], evaluations)
-    else:
-        # The refusal is needed: trained anyway, it goes astray (fix it, then drop the refusal).
-        assert difference > 10 * TOLERANCE, (name, difference)
+        difference = relative_difference(two_evaluations, evaluations)
+        assert difference < TOLERANCE, (name, two_evaluations, evaluations)
+    else:  # the YAML says why it cannot: a data-parallel run of it is refused
+        with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+            workload, submission, _ = launch.prepare(compose_submission(name, tmp_path))
+        with pytest.raises(UserError, match="cannot run data-parallel over 2 processes"):
+            launch.check_data_parallel(submission, workload, distributed.World(0, 2, 0, "gloo"))
 
 
 def test_a_refused_submission_or_an_uneven_batch_is_one_paragraph_before_any_file(tmp_path):
@@ -256,13 +277,14 @@ def test_torchrun_two_processes_end_like_one(two_process_run, tmp_path):
     assert (one.world_size, one.backend) == (1, None)
     assert two.hardware.endswith(" x2 processes") and not one.hardware.endswith("processes")
     assert two.status == one.status == "reached"
-    assert (two.steps_to_target, two.global_step) == (one.steps_to_target, one.global_step)
+    assert two.global_step == one.global_step == 600
     rows = comparable(read_csv(run_dir / results.EVAL_FILE))
     reference = comparable(read_csv(default_run_dir(tmp_path / "results") / results.EVAL_FILE))
     assert [row.keys() for row in rows] == [row.keys() for row in reference]
-    for row, expected in zip(rows, reference, strict=True):
+    for index, (row, expected) in enumerate(zip(rows, reference, strict=True)):
+        tolerance = TOLERANCE if index == 0 else TOLERANCE_LATER
         for key, value in expected.items():
-            assert float(row[key]) == pytest.approx(float(value), rel=TOLERANCE), key
+            assert float(row[key]) == pytest.approx(float(value), rel=tolerance), (index, key)
     # Rank 0 alone writes and speaks: one summary line, one run.log, no file of rank 1.
     assert output.count("| results/default/fixed/adamw/friedman") == 1, output
     assert "Traceback" not in output
@@ -299,7 +321,8 @@ def test_sigterm_to_one_rank_checkpoints_all_and_the_resumed_run_ends_the_same(
     assert stopped.status == "running"
     # Both ranks stopped at the same step boundary, where rank 0 wrote the checkpoint.
     assert checkpoint_step(run_dir) == stopped.global_step >= 100
-    assert output.count(f"stopped by signal SIGTERM at step {stopped.global_step}") == 2, output
+    message = f"stopped by signal SIGTERM at step {stopped.global_step}; checkpoint saved. Run"
+    assert output.count(message) == 2, output  # said by each rank
 
     resumed = torchrun(DATA_PARALLEL_RUN, tmp_path)
     stdout, stderr = resumed.communicate(timeout=WAIT_SECONDS)
