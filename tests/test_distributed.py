@@ -251,7 +251,19 @@ def torchrun(args: list[str], cwd: Path) -> subprocess.Popen:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        start_new_session=True,  # its own process group: `finish` can stop every rank
     )
+
+
+def finish(process: subprocess.Popen, wait: float = WAIT_SECONDS) -> tuple[str, str]:
+    """The output of a torchrun started by `torchrun`, after at most `wait` seconds; a run that
+    hangs or outlives a failed test is stopped with its ranks, not left behind."""
+    try:
+        return process.communicate(timeout=wait)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.communicate()
 
 
 @pytest.fixture(scope="module")
@@ -259,7 +271,7 @@ def two_process_run(tmp_path_factory) -> tuple[Path, str]:
     """The run folder of DATA_PARALLEL_RUN over 2 processes, never interrupted, and its output."""
     folder = tmp_path_factory.mktemp("torchrun")
     process = torchrun(DATA_PARALLEL_RUN, folder)
-    stdout, stderr = process.communicate(timeout=WAIT_SECONDS)
+    stdout, stderr = finish(process)
     assert process.returncode == 0, stdout + stderr
     return default_run_dir(folder / "results"), stdout + stderr
 
@@ -311,11 +323,11 @@ def test_sigterm_to_one_rank_checkpoints_all_and_the_resumed_run_ends_the_same(
     process = torchrun(DATA_PARALLEL_RUN, tmp_path)
     deadline = time.monotonic() + WAIT_SECONDS
     while checkpointed_record(run_dir) is None:
-        assert process.poll() is None, process.communicate()
-        assert time.monotonic() < deadline, "no checkpoint"
+        if process.poll() is not None or time.monotonic() > deadline:
+            pytest.fail(f"no checkpoint to interrupt at:\n{finish(process, wait=1)}")
         time.sleep(0.05)
     os.kill(rank_pids(process.pid)[1], signal.SIGTERM)  # the signal reaches rank 1 only
-    stdout, stderr = process.communicate(timeout=WAIT_SECONDS)
+    stdout, stderr = finish(process)
     output = stdout + stderr
     stopped = results.load_record(run_dir)
     assert stopped.status == "running"
@@ -325,7 +337,7 @@ def test_sigterm_to_one_rank_checkpoints_all_and_the_resumed_run_ends_the_same(
     assert output.count(message) == 2, output  # said by each rank
 
     resumed = torchrun(DATA_PARALLEL_RUN, tmp_path)
-    stdout, stderr = resumed.communicate(timeout=WAIT_SECONDS)
+    stdout, stderr = finish(resumed)
     assert resumed.returncode == 0, stdout + stderr
     assert results.load_record(run_dir).preemption_count == 1
     assert_same_result(run_dir, two_process_run[0])
