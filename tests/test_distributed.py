@@ -14,6 +14,7 @@ A 2-task job on the local Slurm cluster is in tests/test_slurm.py.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -30,6 +31,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
 from harness import distributed, launch, results, speed
+from harness.algoperf_compat.algoperf import pytorch_utils
 from harness.errors import UserError
 from harness.ranks import is_secondary_rank, launched_ranks, local_world_size
 from harness.runner import Runner, RunSettings
@@ -156,6 +158,10 @@ def train_every_submission(rank: int, size: int, port: int, folder: str, names: 
     for key, value in QUICK_PROBE.items():
         setattr(speed, key, value)
     world, _ = distributed.setup(torch.device("cpu"))
+    pytorch_utils.use_device("cpu")
+    use_ddp, algoperf_rank, device, gpus = pytorch_utils.pytorch_setup()  # as AlgoPerf files ask
+    setup = {"use_ddp": use_ddp, "rank": algoperf_rank, "device": str(device), "gpus": gpus}
+    (Path(folder) / f"pytorch_setup_{rank}.json").write_text(json.dumps(setup))
     found = trajectories(names, world, Path(folder) / f"rank{rank}")
     if world.is_writer:
         two = {name: (value[0], value[2]) for name, value in found.items()}
@@ -164,8 +170,9 @@ def train_every_submission(rank: int, size: int, port: int, folder: str, names: 
 
 
 @pytest.fixture(scope="module")
-def one_and_two_processes(tmp_path_factory) -> tuple[dict, dict]:
-    """Every submission's evaluations on 1 process (here) and on 2 (spawned meanwhile)."""
+def one_and_two_processes(tmp_path_factory) -> tuple[dict, dict, list[dict]]:
+    """Every submission's evaluations on 1 process (here) and on 2 (spawned meanwhile), and
+    what pytorch_setup() told each of the 2 ranks."""
     folder = tmp_path_factory.mktemp("data_parallel")
     names = group_choices("submission")
     two = mp.start_processes(
@@ -184,7 +191,8 @@ def one_and_two_processes(tmp_path_factory) -> tuple[dict, dict]:
         patch.undo()
         while not two.join():
             pass
-    return one, torch.load(folder / "two.pt", weights_only=True)
+    setups = [json.loads((folder / f"pytorch_setup_{r}.json").read_text()) for r in (0, 1)]
+    return one, torch.load(folder / "two.pt", weights_only=True), setups
 
 
 def relative_difference(a: list[tuple[float, float]], b: list[tuple[float, float]]) -> float:
@@ -200,7 +208,7 @@ def relative_difference(a: list[tuple[float, float]], b: list[tuple[float, float
 def test_a_submission_trains_alike_on_two_processes_or_refuses(
     name, one_and_two_processes, tmp_path
 ):
-    one, two = one_and_two_processes
+    one, two, _ = one_and_two_processes
     evaluations, refusal, _ = one[name]
     two_evaluations, shares = two[name]
     assert shares == [1], "each rank trains on its half of the global batch"
@@ -212,6 +220,15 @@ def test_a_submission_trains_alike_on_two_processes_or_refuses(
             workload, submission, _ = launch.prepare(compose_submission(name, tmp_path))
         with pytest.raises(UserError, match="cannot run data-parallel over 2 processes"):
             launch.check_data_parallel(submission, workload, distributed.World(0, 2, 0, "gloo"))
+
+
+@pytest.mark.slow
+def test_algoperf_files_see_ddp_rank_and_device(one_and_two_processes):
+    setups = one_and_two_processes[2]
+    expected = [{"use_ddp": True, "rank": r, "device": "cpu", "gpus": 0} for r in (0, 1)]
+    assert setups == expected
+    pytorch_utils.use_device("cpu")
+    assert pytorch_utils.pytorch_setup() == (False, 0, torch.device("cpu"), 0)  # one process
 
 
 def test_a_refused_submission_or_an_uneven_batch_is_one_paragraph_before_any_file(tmp_path):
