@@ -53,10 +53,11 @@ from tests.helpers import (
 )
 
 # Two processes sum a batch's gradient in two halves, then average: float rounding moves the
-# losses in their 7th digit. Seen (AMD EPYC, torch 2.13 CPU): at most 1.7e-7 over the 12 steps
-# of every submission below, 4e-8 at step 100 of DATA_PARALLEL_RUN. A tolerance far above that,
-# far below what a wrong gradient does.
-TOLERANCE = 1e-3
+# losses in their 7th digit. Seen (AMD EPYC, torch 2.13 CPU) over the 12 steps of each
+# submission below: ~1e-7 for most, 3.3e-5 for soap (its eigendecompositions amplify rounding);
+# 4e-8 at step 100 of DATA_PARALLEL_RUN. Without the gradient averaging (each rank on its own
+# half), 20 of the 22 submissions that run data-parallel differ by more than this:
+TOLERANCE = 1e-4
 # Over hundreds of steps, rounding differences grow: AdamW near friedman's noise floor turns a
 # 1e-7 difference into ~1e-2 by step 300, whatever causes it. One process on 2 threads against
 # 1 thread differs as much (0.8% at step 200), so later evaluations are held to this instead.
