@@ -12,7 +12,7 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from harness import checks, config, user_config
+from harness import checks, config, ranks, user_config
 from harness.errors import UserError
 
 
@@ -50,6 +50,8 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
+    if ranks.is_secondary_rank():  # under torchrun: rank 0 alone writes .hydra/ and run.log
+        sys.argv += ranks.SECONDARY_RANK_OVERRIDES
     try:
         user_config.check()  # $OPTBENCH_USER_CONFIG: folders that exist, no clash with conf/
     except UserError as error:

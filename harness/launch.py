@@ -33,8 +33,18 @@ from omegaconf.errors import MissingMandatoryValue
 
 # harness.config registers the config schema and the `run_subdir` resolver on import: every
 # process that runs a task (run.py, a Slurm job unpickling this module) needs them.
-from harness import config, environment, lifecycle, preemption, provenance, results  # noqa: F401
+from harness import (  # noqa: F401
+    config,
+    distributed,
+    environment,
+    lifecycle,
+    preemption,
+    provenance,
+    results,
+)
 from harness.errors import UserError
+from harness.loggers import NullLogger
+from harness.ranks import is_secondary_rank, launched_ranks
 from harness.runner import Runner, RunSettings
 from harness.spec import Submission, Workload
 from harness.tuning import (
@@ -303,40 +313,179 @@ def run(cfg: DictConfig) -> results.RunRecord:
 
     Everything the user gave is checked before the run folder is touched (prepare, then
     lifecycle.check_writable); then, holding the folder's lock, lifecycle.plan decides from what
-    the folder holds, and a finished result is only ever replaced by one that has finished."""
+    the folder holds, and a finished result is only ever replaced by one that has finished.
+
+    In a data-parallel run (several processes, docs/design.md "Distributed runs") rank 0 alone
+    holds the lock and decides; the other ranks follow its decision (`follow`)."""
+    world, device = join(cfg)
     workload, submission, hyperparameters = prepare(cfg)
+    check_data_parallel(submission, workload, world)
+    if not world.is_writer:
+        return follow(cfg, world, device, workload, submission, hyperparameters)
     run_dir = run_folder(cfg)
-    lifecycle.check_writable(run_dir)
     identity = run_identity(cfg)
     skip_done = cfg.skip_done if cfg.skip_done is not None else is_sweep()
-    with lifecycle.RunLock(run_dir):
-        lifecycle.remove_leftover_temporaries(run_dir)
-        plan = lifecycle.plan(
-            run_dir,
-            identity,
-            force=cfg.force,
-            skip_done=skip_done,
-            load_checkpoint=results.load_checkpoint,
-        )
-        for note in plan.notes:
-            log.info("%s", note)
-        if plan.action == "skip":
-            record = results.load_record(run_dir)
-            log.info("skip (done, force=true reruns): %s", summary_line(record, run_dir))
-            return record
-        record = attempt(cfg, workload, submission, hyperparameters, identity, plan)
-        if plan.action == "replace" and record.finished:
-            kept = lifecycle.promote(run_dir)
-            log.info("replaced the finished run in %s; the earlier result is in %s", run_dir, kept)
-        elif plan.action == "replace":
-            log.warning(
-                "the finished result in %s is kept: this attempt ended %s (its files are in %s)",
-                results.display_path(run_dir),
-                record.status,
-                results.display_path(plan.folder),
+    with tell_followers(world) as tell:
+        lifecycle.check_writable(run_dir)
+        with lifecycle.RunLock(run_dir):
+            plan = plan_under_lock(cfg, run_dir, identity, skip_done, world)
+            tell(plan)
+            return carry_out(
+                cfg, plan, run_dir, world, device, workload, submission, hyperparameters, identity
             )
+
+
+def plan_under_lock(
+    cfg: DictConfig,
+    run_dir: Path,
+    identity: dict[str, Any],
+    skip_done: bool,
+    world: distributed.World,
+) -> lifecycle.Plan:
+    """What this attempt does with the run folder (call it holding the folder's lock)."""
+    lifecycle.remove_leftover_temporaries(run_dir)
+    plan = lifecycle.plan(
+        run_dir,
+        identity,
+        force=cfg.force,
+        skip_done=skip_done,
+        load_checkpoint=results.load_checkpoint,
+    )
+    written_by = (plan.checkpoint or {}).get("world_size", 1)
+    if plan.checkpoint is not None and written_by != world.size:
+        command = (
+            f"torchrun --nproc_per_node={written_by} run.py ..."
+            if written_by > 1
+            else "python run.py ..."
+        )
+        raise UserError(
+            f"{results.display_path(plan.folder)} holds the checkpoint of this run trained by "
+            f"{written_by} process(es), and this attempt has {world.size}: the clock of one run "
+            f"must measure one machine. Resume it with {written_by} process(es) ({command}), "
+            "or choose another experiment_name to start a new run."
+        )
+    return plan
+
+
+def carry_out(
+    cfg: DictConfig,
+    plan: lifecycle.Plan,
+    run_dir: Path,
+    world: distributed.World,
+    device: torch.device | None,
+    workload: Workload,
+    submission: Submission,
+    hyperparameters: dict[str, Any],
+    identity: dict[str, Any],
+) -> results.RunRecord:
+    """Rank 0 (or the one process), holding the lock: skip, or train and promote a finished
+    replacement."""
+    for note in plan.notes:
+        log.info("%s", note)
+    if plan.action == "skip":
+        record = results.load_record(run_dir)
+        log.info("skip (done, force=true reruns): %s", summary_line(record, run_dir))
+        return record
+    record = attempt(cfg, workload, submission, hyperparameters, identity, plan, world, device)
+    if plan.action == "replace" and record.finished:
+        kept = lifecycle.promote(run_dir)
+        log.info("replaced the finished run in %s; the earlier result is in %s", run_dir, kept)
+    elif plan.action == "replace":
+        log.warning(
+            "the finished result in %s is kept: this attempt ended %s (its files are in %s)",
+            results.display_path(run_dir),
+            record.status,
+            results.display_path(plan.folder),
+        )
     print(summary_line(record, run_dir), flush=True)
     return record
+
+
+# -- data-parallel runs (docs/design.md, "Distributed runs") -------------------------------------
+def join(cfg: DictConfig) -> tuple[distributed.World, torch.device | None]:
+    """Join the run's process group when this process is one of several (before the submission
+    is built: an AlgoPerf file asks pytorch_setup() when it is imported). One process: the
+    single world, and the device is resolved later, by `attempt`."""
+    if launched_ranks() is None:
+        return distributed.SINGLE, None
+    try:
+        device = environment.resolve_device(cfg.device)
+    except ValueError as error:
+        raise UserError(str(error)) from error
+    world, device = distributed.setup(device)
+    if not world.is_writer:  # rank 0 tells what happens; the others speak only of errors
+        log.setLevel(logging.ERROR)
+    return world, device
+
+
+def check_data_parallel(
+    submission: Submission, workload: Workload, world: distributed.World
+) -> None:
+    """A data-parallel run needs a submission that works under it and a global batch that
+    splits evenly over the ranks; else one paragraph, before any file is written."""
+    if not world.distributed:
+        return
+    refusal = getattr(submission, "data_parallel_refusal", None)
+    if refusal:
+        raise UserError(
+            f"submission {submission.name} cannot run data-parallel over {world.size} processes: "
+            f"{refusal.strip()} (its YAML says so with data_parallel_refusal). Run it in one "
+            "process (python run.py ..., without torchrun or hydra.launcher.tasks_per_node), "
+            "or choose a submission that supports data parallelism."
+        )
+    batch_size = submission.get_batch_size(workload.name) or workload.default_batch_size
+    if batch_size % world.size:
+        raise UserError(
+            f"the global batch of {batch_size} examples ({submission.name} on {workload.name}) "
+            f"does not split evenly over {world.size} processes, so the ranks' shards would "
+            "differ in size and the averaged gradient would not be the batch's. Choose a number "
+            f"of processes that divides {batch_size}, or set submission.batch_size to a "
+            f"multiple of {world.size}."
+        )
+
+
+class RankZeroStopped(UserError):
+    """Rank 0 refused the run; the other ranks stop with it (rank 0 says why)."""
+
+
+@contextlib.contextmanager
+def tell_followers(world: distributed.World):
+    """Rank 0 sends the other ranks its plan (what the folder's lock decided) with `tell`, or,
+    when it fails before that, the reason, so that no rank waits for it forever."""
+    told = []
+
+    def tell(plan: lifecycle.Plan) -> None:
+        message = (plan.action, str(plan.folder), plan.checkpoint is not None)
+        distributed.from_rank0(world, message)
+        told.append(message)
+
+    try:
+        yield tell
+    except BaseException as error:
+        if world.distributed and not told:
+            distributed.from_rank0(world, ("stop", str(error), False))
+        raise
+
+
+def follow(
+    cfg: DictConfig,
+    world: distributed.World,
+    device: torch.device | None,
+    workload: Workload,
+    submission: Submission,
+    hyperparameters: dict[str, Any],
+) -> results.RunRecord:
+    """A rank other than 0: do what rank 0 decided. It trains in the same folder (resuming from
+    the checkpoint rank 0 found there) but writes nothing."""
+    action, folder, resume = distributed.from_rank0(world, None)
+    if action == "stop":
+        raise RankZeroStopped(f"rank {world.rank}: stopped with rank 0 (see its message above)")
+    if action == "skip":
+        return results.load_record(Path(folder))
+    checkpoint = results.load_checkpoint(Path(folder) / results.CHECKPOINT_FILE) if resume else None
+    plan = lifecycle.Plan(action, Path(folder), checkpoint)
+    identity = run_identity(cfg)
+    return attempt(cfg, workload, submission, hyperparameters, identity, plan, world, device)
 
 
 def attempt(
@@ -346,11 +495,14 @@ def attempt(
     hyperparameters: dict[str, Any],
     identity: dict[str, Any],
     plan: lifecycle.Plan,
+    world: distributed.World = distributed.SINGLE,
+    device: torch.device | None = None,
 ) -> results.RunRecord:
-    """Train in `plan.folder`, from `plan.checkpoint` if there is one; returns the record."""
+    """Train in `plan.folder`, from `plan.checkpoint` if there is one; returns the record.
+    Every rank of a data-parallel run trains; only rank 0 (`world.is_writer`) writes."""
     folder, resumed = plan.folder, plan.checkpoint is not None
     seed = run_seed(cfg)
-    device = environment.resolve_device(cfg.device)
+    device = environment.resolve_device(cfg.device) if device is None else device
     threads, source = (
         (cfg.threads, "threads=") if cfg.threads is not None else environment.default_threads()
     )
@@ -383,7 +535,7 @@ def attempt(
         fingerprint=lifecycle.fingerprint(identity),
         target=workload_target(workload),
         budget_sec=workload.max_allowed_runtime_sec * cfg.ruleset.budget_factor,
-        **environment.describe(device),
+        **where_it_ran(device, world),
         started_at=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         command=rerun_command(),
         pid=os.getpid(),  # with host and slurm_job_id: where to look while it runs
@@ -391,10 +543,10 @@ def attempt(
         submission_file=getattr(submission, "submission_file", None),
         external_code=provenance.external_code(cfg),
     )
-    if not resumed:
+    if not resumed and world.is_writer:
         results.write_text(folder / results.CONFIG_FILE, OmegaConf.to_yaml(cfg, resolve=True))
         results.write_json(folder / results.HPARAMS_FILE, hyperparameters)
-    logger = build(cfg.logger, "logger")
+    logger = build(cfg.logger, "logger") if world.is_writer else NullLogger()
     runner = None
     try:
         workload.setup(device)  # dataset loading: off the clock
@@ -420,6 +572,7 @@ def attempt(
             record,
             logger,
             checkpoint=plan.checkpoint,
+            world=world,
         )
         if resumed:
             log.info("resuming from the checkpoint in %s", results.display_path(folder))
@@ -445,7 +598,8 @@ def attempt(
                 record = runner.write_record("failed", message)
             else:
                 record = record.replace(status="failed", error=message)
-                results.write_record(folder, record)
+                if world.is_writer:
+                    results.write_record(folder, record)
         except OSError as unwritable:  # a full disk: the record stays as last written
             raise UserError(
                 f"{message}; the run's record could not be updated either "
@@ -453,9 +607,19 @@ def attempt(
                 "some space and run the same command to resume."
             ) from error
         logger.finish(record)
-    if record.status != "failed" and not cfg.keep_checkpoint:
+    if record.status != "failed" and not cfg.keep_checkpoint and world.is_writer:
         (folder / results.CHECKPOINT_FILE).unlink(missing_ok=True)
     return record
+
+
+def where_it_ran(device: torch.device, world: distributed.World) -> dict[str, Any]:
+    """Where the run ran (environment.describe), with the number of processes: a run over 8
+    GPUs is another machine than one over 1, so its hardware fingerprint says so and the report
+    never ranks the two in one leaderboard."""
+    described = environment.describe(device)
+    if world.distributed:
+        described["hardware"] = f"{described['hardware']} x{world.size} processes"
+    return {**described, "world_size": world.size, "backend": world.backend}
 
 
 def failure_message(error: BaseException, folder: Path) -> str:
@@ -581,6 +745,8 @@ def main(cfg: DictConfig) -> float | None:
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise  # the traceback, for whoever debugs the harness itself
         print(f"error: {error}", file=sys.stderr, flush=True)
+        if is_secondary_rank():  # rank 0 alone writes, rejected records included
+            sys.exit(2)
         if is_sweep():  # one bad task must not stop the sweep; its record says why
             if not isinstance(error, lifecycle.RunFolderBusy):
                 _rejected_record(cfg, str(error))

@@ -186,6 +186,10 @@ class RunRecord:
     # Modules outside this repository that define the submission or workload (a `_target_`'s
     # module): {module: {file, sha256, distribution, version}} (harness/provenance.py).
     external_code: dict[str, Any] | None = None
+    # A data-parallel run (docs/design.md, "Distributed runs"): its number of processes and
+    # their torch.distributed backend (gloo, nccl); 1 and None for one process.
+    world_size: int = 1
+    backend: str | None = None
     record_format: int = RECORD_FORMAT
 
     @property
@@ -255,7 +259,9 @@ _KINDS = {
     **dict.fromkeys(
         ("study", "trial", "seed", "batch_size", "steps_to_target", "global_step"), "int"
     ),
-    **dict.fromkeys(("n_evaluations", "preemption_count", "pid", "record_format"), "int"),
+    **dict.fromkeys(
+        ("n_evaluations", "preemption_count", "pid", "record_format", "world_size"), "int"
+    ),
     **dict.fromkeys(
         (
             "hyperparameters",
@@ -296,6 +302,7 @@ _KINDS = {
             "started_at",
             "command",
             "git_commit",
+            "backend",
             "disturbed_reason",
         ),
         "text",

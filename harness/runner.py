@@ -6,6 +6,9 @@ Clock rules (docs/design.md, "The clock"), enforced below where they apply:
 - off the clock: initialisation, evaluation, logging and checkpointing, accumulated
   separately as accumulated_eval_time and accumulated_logging_time;
 - on CUDA the clock synchronises before every read, and nothing else synchronises per step.
+Data-parallel runs (docs/design.md, "Distributed runs"): every rank runs this loop on its shard
+of each global batch; after the clock read the ranks agree on the step (rank 0's time, the mean
+loss, any signal), so all take the same decisions; only rank 0 writes files.
 This module never decides hyperparameters or paths; harness/launch.py does.
 """
 
@@ -24,7 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from harness import preemption, results, speed
+from harness import distributed, preemption, results, speed
 from harness.data import PREPARE_FOR_EVAL, derive_seed, step_seed
 from harness.loggers import NullLogger, RunLogger
 from harness.progress import Progress
@@ -151,6 +154,7 @@ class Runner:
         record: results.RunRecord,
         logger: RunLogger | None = None,
         checkpoint: Mapping[str, Any] | None = None,
+        world: distributed.World = distributed.SINGLE,
     ):
         self.workload = workload
         self.submission = submission
@@ -160,6 +164,7 @@ class Runner:
         self.base_record = record  # identity, target, hardware, versions: fixed for the run
         self.logger = logger or NullLogger()
         self.checkpoint = checkpoint  # to resume from, already loaded
+        self.world = world  # this process's rank among the run's processes
         self.clock = Clock(workload.device)
         self.state = TrainState()
         self.started_wall = time.time()
@@ -228,21 +233,27 @@ class Runner:
 
     def write_record(self, status: str, error: str | None = None) -> results.RunRecord:
         record = self.record(status, error)
-        results.write_record(self.run_dir, record)
+        if self.world.is_writer:
+            results.write_record(self.run_dir, record)
         return record
 
     # -- checkpoints --------------------------------------------------------------------------
     def save_checkpoint(self, model, model_state, optimizer_state) -> None:
+        """Rank 0 writes it; the model's own state, without a data-parallel wrapper, so it
+        loads into a run of any number of processes (launch.py still asks for the same)."""
+        if not self.world.is_writer:
+            return
         results.save_checkpoint(
             self.run_dir / results.CHECKPOINT_FILE,
             {
                 "format": results.CHECKPOINT_FORMAT,
                 "fingerprint": self.base_record.fingerprint,
                 "train_state": dataclasses.asdict(self.state),
-                "model": model.state_dict(),
+                "model": distributed.unwrap(model).state_dict(),
                 "model_state": model_state,
                 "optimizer": self.submission.optimizer_state_dict(optimizer_state),
                 "rng": _rng_state(),
+                "world_size": self.world.size,
             },
         )
 
@@ -254,7 +265,7 @@ class Runner:
             return None
         self.state = TrainState(**checkpoint["train_state"])
         self.state.preemption_count += 1
-        model.load_state_dict(checkpoint["model"])
+        distributed.unwrap(model).load_state_dict(checkpoint["model"])
         optimizer_state = self.submission.load_optimizer_state_dict(
             optimizer_state, checkpoint["optimizer"]
         )
@@ -271,6 +282,9 @@ class Runner:
         )
         # Initialisation: off the clock.
         model, model_state = workload.init_model_fn(rng=settings.seed)
+        # Every rank initialises the same model from the seed (and the wrapper broadcasts rank
+        # 0's anyway); the submission sees the wrapper, whose backward averages gradients.
+        model = distributed.wrap(model, self.world, workload.device)
         params_types = workload.model_params_types(model)
         optimizer_state = submission.init_optimizer_state(
             workload, model, model_state, hp, rng=settings.seed
@@ -282,13 +296,18 @@ class Runner:
         submission.training_complete = False  # a new run (an instance may serve several)
         submission.attach_train_state(TrainStateView(self))
         self._start_measurement()
+        # The budget may scale with the machine's speed: every rank takes rank 0's.
+        state.budget_sec = distributed.from_rank0(self.world, state.budget_sec)
         self.write_record("running")
-        input_queue = workload.build_input_queue(
-            settings.seed, "train", settings.batch_size, start_step=state.global_step
+        input_queue = distributed.sharded_queue(
+            workload.build_input_queue(
+                settings.seed, "train", settings.batch_size, start_step=state.global_step
+            ),
+            self.world,
         )
         eval_results = [(int(row["global_step"]), row) for row in state.eval_measurements]
         progress = Progress(
-            settings.progress,
+            settings.progress if self.world.is_writer else "none",
             f"{submission.name} on {workload.name}",
             self.budget_sec,
             f"validation/{workload.target_metric_name}",
@@ -329,17 +348,27 @@ class Runner:
                     state.global_step,
                     step_rng,
                 )
-                state.accumulated_submission_time += clock.read() - start  # --- off ---
-                state.global_step += 1
-
+                seconds = clock.read() - start  # --- off the clock ---
                 # The clock read above synchronised, so reading the loss adds no stall.
                 loss = None if submission.last_loss is None else float(submission.last_loss)
+                # Every rank takes rank 0's time, the mean loss and any rank's signal, so that
+                # all decide alike when to evaluate, stop or checkpoint (one process: as is).
+                outcome = distributed.agree(
+                    self.world,
+                    seconds,
+                    loss,
+                    preemption.requested(),
+                    submission.training_complete,
+                )
+                state.accumulated_submission_time += outcome.seconds
+                state.global_step += 1
+                loss = outcome.loss
                 if self._diverged(loss):
                     status = "diverged"
                     break
                 progress.step(state.global_step, state.accumulated_submission_time, loss)
                 # A submission may end training itself (AlgoPerf's TrainingCompleteError).
-                out_of_budget = self._out_of_budget() or submission.training_complete
+                out_of_budget = self._out_of_budget() or outcome.training_complete
                 if self._evaluation_due() or out_of_budget:
                     optimizer_state, model, model_state, metrics = self._evaluate(
                         model, model_state, optimizer_state, params_types, eval_results
@@ -352,9 +381,10 @@ class Runner:
                         status = "reached"
                 if status is None and out_of_budget:
                     status = "reached" if state.time_to_target is not None else "not_reached"
-                signum = preemption.requested()
+                signum = outcome.signal
                 if status is None and signum is not None:
                     self._checkpoint_now(model, model_state, optimizer_state)
+                    distributed.barrier(self.world)  # no rank leaves before it is written
                     raise preemption.Preempted(signum, state.global_step)
         finally:
             progress.close()
@@ -404,7 +434,10 @@ class Runner:
         )
         eval_start = clock.read()
         state.accumulated_submission_time += eval_start - start
-        metrics = workload.eval_model(model, model_state, rng=self.settings.seed)  # off the clock
+        # Off the clock; sharded over the ranks (spec.Workload.eval_model). On the model as the
+        # submission has it (a data-parallel wrapper: its train/eval mode is the one that
+        # counts; its forward without gradients is no collective).
+        metrics = workload.eval_model(model, model_state, rng=self.settings.seed)
         reading, other, steal = self._measure()
         eval_end = clock.read()
         state.accumulated_eval_time += eval_end - eval_start
@@ -431,9 +464,12 @@ class Runner:
                 state.last_miss_time = state.accumulated_submission_time
         state.last_eval_time = state.accumulated_submission_time
 
-        # Logging and checkpointing: off the clock, counted as logging time.
-        results.write_eval_measurements(self.run_dir / results.EVAL_FILE, state.eval_measurements)
-        self.logger.log_eval(state.global_step, row)
+        # Logging and checkpointing: off the clock, counted as logging time; rank 0 only.
+        if self.world.is_writer:
+            results.write_eval_measurements(
+                self.run_dir / results.EVAL_FILE, state.eval_measurements
+            )
+            self.logger.log_eval(state.global_step, row)
         self.write_record("running")
         if self.settings.checkpoint:
             self.save_checkpoint(model, model_state, optimizer_state)
@@ -452,9 +488,9 @@ class Runner:
         other processes are busy on this run's CPUs while it is read."""
         state, workload = self.state, self.workload
         self.probe = speed.SpeedProbe(workload, self.settings.batch_size, self.settings.seed)
-        before = speed.CpuSample.take(self.cpus)
+        before = self._cpu_sample()
         reading = self.probe.measure(speed.REPEATS_AT_START)
-        self.cpu_sample = speed.CpuSample.take(self.cpus)
+        self.cpu_sample = self._cpu_sample()
         busy = speed.CpuShares.between(before, self.cpu_sample, *self._cpu_counts()).other
         if busy is not None and busy > speed.BUSY_AT_START:
             log.warning(
@@ -482,13 +518,26 @@ class Runner:
                 )
 
     def _cpu_counts(self) -> tuple[int, int]:
-        return len(self.cpus), torch.get_num_threads()
+        """CPUs the run may use on this machine and the threads it runs on them: those of all
+        its ranks on this machine (the other ranks are the run, not other processes)."""
+        return len(self.cpus), torch.get_num_threads() * self.world.local_size
+
+    def _cpu_sample(self) -> speed.CpuSample:
+        """This machine's CPU counters, with the CPU time of the run's ranks on it (the mean per
+        machine, when the run spans several) as the run's own. A collective: every rank takes
+        one at the same point of the loop."""
+        sample = speed.CpuSample.take(self.cpus)
+        if not self.world.distributed:
+            return sample
+        own = distributed.sum_over_ranks(torch.tensor([sample.own], dtype=torch.float64))
+        machines = self.world.size / self.world.local_size
+        return dataclasses.replace(sample, own=float(own[0]) / machines)
 
     def _measure(self) -> tuple[float, float | None, float | None]:
         """A speed reading, and the CPU shares others took since the last reading."""
         reading = self.probe.measure(speed.REPEATS_AT_EVALUATION)
         self.state.speed_readings.append(reading)
-        sample = speed.CpuSample.take(self.cpus)
+        sample = self._cpu_sample()
         shares = speed.CpuShares.between(self.cpu_sample, sample, *self._cpu_counts())
         self.cpu_sample = sample
         if shares.other is not None:

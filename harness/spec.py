@@ -15,6 +15,8 @@ from typing import Any, TypedDict
 import torch
 from torch import nn
 
+from harness import distributed
+
 Batch = dict[str, torch.Tensor]  # "inputs", "targets", optional "weights"; already on the device
 ModelState = Any  # AlgoPerf's model_state; in PyTorch batch-norm statistics live in the module
 OptimizerState = Any  # whatever init_optimizer_state returns; opaque to the runner
@@ -59,8 +61,11 @@ class LossOutput(TypedDict):
 def param_types(model: nn.Module, head: str | None = None) -> dict[str, ParameterType]:
     """Classify every parameter of `model` by the module that owns it.
 
-    `head` names the output module (e.g. "head"); its weight is HEAD_WEIGHT, not WEIGHT.
+    `head` names the output module (e.g. "head"); its weight is HEAD_WEIGHT, not WEIGHT. Names
+    are those of `model.named_parameters()`: a data-parallel wrapper's `module.` prefix included.
     """
+    if head is not None and isinstance(model, nn.parallel.DistributedDataParallel):
+        head = f"module.{head}"
     norms = (nn.LayerNorm, nn.GroupNorm, nn.modules.batchnorm._BatchNorm, nn.RMSNorm)
     types: dict[str, ParameterType] = {}
     for module_name, module in model.named_modules():
@@ -194,6 +199,7 @@ class Workload(abc.ABC):
     def is_output_params(self, param_key: str) -> bool:
         """Whether a parameter (by name) belongs to the output layer (AlgoPerf's name)."""
         head = self.head_module
+        param_key = param_key.removeprefix("module.")  # a data-parallel wrapper's name
         return head is not None and (param_key == head or param_key.startswith(f"{head}."))
 
     @property
@@ -213,12 +219,15 @@ class Workload(abc.ABC):
 
     @torch.no_grad()
     def eval_model(self, params: nn.Module, model_state: ModelState, rng: int) -> dict[str, float]:
-        """`train/<metric>` and `validation/<metric>` for every metric, averaged per example."""
+        """`train/<metric>` and `validation/<metric>` for every metric, averaged per example.
+        In a data-parallel run each rank evaluates its share of every batch and the sums are
+        added over the ranks, so every rank gets the same values."""
         results: dict[str, float] = {}
         for split in ("train", "validation"):
             sums: dict[str, torch.Tensor] = {}
             count = 0.0
-            for batch in self.eval_batches(split):
+            for whole in self.eval_batches(split):
+                batch = distributed.shard(whole)
                 logits, _ = self.model_fn(
                     params, batch, model_state, ForwardPassMode.EVAL, rng, update_batch_norm=False
                 )
@@ -227,6 +236,12 @@ class Workload(abc.ABC):
                 for key, value in parts.items():
                     sums[key] = sums.get(key, 0) + value.detach().double()
                 count += float(loss["n_valid_examples"])
+            if distributed.current().distributed:
+                keys = sorted(sums)
+                totals = distributed.sum_over_ranks(
+                    torch.stack([sums[k] for k in keys] + [sums[keys[0]].new_tensor(count)])
+                )
+                sums, count = dict(zip(keys, totals[:-1], strict=True)), float(totals[-1])
             results.update({f"{split}/{k}": float(v / count) for k, v in sums.items()})
         return results
 
@@ -266,6 +281,9 @@ class Submission(abc.ABC):
     # Set by update_params to end training after this step (AlgoPerf's TrainingCompleteError):
     # the runner evaluates once more and ends the run (reached or not_reached).
     training_complete: bool = False
+    # Why this algorithm gives a wrong result when the run is data-parallel (docs/design.md,
+    # "Distributed runs"), or None when it works there: such a run is refused at start-up.
+    data_parallel_refusal: str | None = None
 
     @abc.abstractmethod
     def get_batch_size(self, workload_name: str) -> int: ...

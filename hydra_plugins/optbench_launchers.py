@@ -35,7 +35,7 @@ from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
 from omegaconf import DictConfig, OmegaConf, open_dict
 from submitit.slurm.slurm import SlurmInfoWatcher
 
-from harness import results, sweep
+from harness import ranks, results, sweep
 from harness.sweep import progress
 
 # harness.launch (and torch with it) is imported where a sweep needs it, never at import: Hydra
@@ -288,10 +288,22 @@ def _has_accounting() -> bool:
     return "accounting_storage/none" not in config
 
 
+class _SlurmJob(submitit_launcher.SlurmLauncher):
+    """What each task of a Slurm job runs: the stock launcher's job. With
+    `hydra.launcher.tasks_per_node` (and `nodes`) above 1 the job's tasks are the ranks of one
+    data-parallel run (harness/distributed.py); ranks other than 0 leave Hydra's `.hydra/` and
+    run.log to rank 0 (docs/design.md, "Distributed runs")."""
+
+    def __call__(self, sweep_overrides: list[str], *args: Any) -> JobReturn:
+        if ranks.is_secondary_rank():
+            sweep_overrides = [*sweep_overrides, *ranks.SECONDARY_RANK_OVERRIDES]
+        return super().__call__(sweep_overrides, *args)
+
+
 class SlurmLauncher(_SweepLauncher, submitit_launcher.SlurmLauncher):
     """`hydra/launcher=slurm`: one Slurm job array per sweep (conf/hydra/launcher/slurm.yaml)."""
 
-    stock = submitit_launcher.SlurmLauncher
+    stock = _SlurmJob
     watcher = _QueueWatcher(delay_s=60)
 
     def adopt(self, task: _Task, job: Any) -> None:

@@ -143,6 +143,7 @@ class OptimizerSubmission(Submission):
         search_space: SearchSpace | None = None,
         batch_size: int | Mapping[str, int] | None = None,
         step_hint_arguments: Mapping[str, float] | None = None,
+        data_parallel_refusal: str | None = None,
     ) -> None:
         """
         Args:
@@ -157,6 +158,8 @@ class OptimizerSubmission(Submission):
                 or None for each workload's reference batch size.
             step_hint_arguments: optimizer arguments set to round(fraction x the workload's
                 step_hint), for horizons that scale with the run (AdEMAMix's t_alpha_beta3).
+            data_parallel_refusal: why the algorithm is wrong when the run is data-parallel
+                (several processes, each with a shard of the batch); None: it works there.
         """
         self.name = name
         self.optimizer = optimizer
@@ -165,6 +168,7 @@ class OptimizerSubmission(Submission):
         self.search_space = copy_search_space(search_space)
         self.batch_size = batch_size
         self.step_hint_arguments = dict(step_hint_arguments or {})
+        self.data_parallel_refusal = data_parallel_refusal
 
     # -- hyperparameters ----------------------------------------------------------------------
     def validate_hyperparameters(

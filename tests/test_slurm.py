@@ -4,7 +4,8 @@ A sweep becomes a job array; a task that crashes on purpose leaves the others ru
 record holds the error; running the sweep again submits nothing that finished; a run requeued in
 mid-run (`scontrol requeue`), or signalled before its time limit (SIGUSR2, submitit's requeue),
 ends with the same steps-to-target and evaluation values as an uninterrupted run; a task
-cancelled outright is reported instead of being waited for forever.
+cancelled outright is reported instead of being waited for forever; a job of 2 tasks
+(`hydra.launcher.tasks_per_node=2`) is one run, data-parallel over 2 processes.
 
 The module's fixture starts the local cluster if it is not running, and stops it afterwards
 only if it started it.
@@ -20,6 +21,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 from harness import results
 from tests.helpers import (
@@ -31,7 +33,9 @@ from tests.helpers import (
     checkpointed_record,
     default_run_dir,
     expected_hyperparameters,
+    read_csv,
     run_cli,
+    run_in_process,
 )
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
@@ -231,3 +235,35 @@ def test_a_cancelled_task_is_reported_not_waited_for(tmp_path):
     # The cancelled run checkpointed on SIGTERM: running the sweep again resumes it.
     assert results.load_record(run_dir).status == "running"
     assert (run_dir / results.CHECKPOINT_FILE).exists()
+
+
+# -- a data-parallel run: one job of 2 tasks ------------------------------------------------------
+DATA_PARALLEL = ["workload=friedman", "max_steps=40", "workload.eval_every_steps=20"]
+DATA_PARALLEL += ["threads=1", "workload.scale_budget=false", "progress=none"]
+
+
+def test_a_two_task_job_is_one_data_parallel_run(tmp_path):
+    args = ["-m", "hydra/launcher=slurm", "hydra.launcher.tasks_per_node=2", *DATA_PARALLEL]
+    sweep = run_cli(args, tmp_path, timeout=WAIT_SECONDS)
+    assert sweep.returncode == 0, sweep.stdout + sweep.stderr
+    run_dir = default_run_dir(tmp_path / "results")
+    record = results.load_record(run_dir)
+    assert (record.status, record.global_step) == ("not_reached", 40)
+    assert (record.world_size, record.backend) == (2, "gloo")
+    assert record.hardware.endswith(" x2 processes")
+    job = record.slurm_job_id
+    task_logs = sorted(p.name for p in (tmp_path / ".slurm").rglob(f"{job}_*_log.out"))
+    assert task_logs == [f"{job}_0_log.out", f"{job}_1_log.out"], "one job, two tasks"
+
+    # The same run in one process: the same evaluations, up to float rounding.
+    threads = torch.get_num_threads()
+    try:
+        one = run_in_process(DATA_PARALLEL, tmp_path / "one")
+    finally:
+        torch.set_num_threads(threads)
+    rows = read_csv(run_dir / results.EVAL_FILE)
+    reference = read_csv(default_run_dir(tmp_path / "one") / results.EVAL_FILE)
+    assert one.global_step == 40 and len(rows) == len(reference) == 2
+    for row, expected in zip(rows, reference, strict=True):
+        for key in ("train/loss", "validation/loss", "validation/mse"):
+            assert float(row[key]) == pytest.approx(float(expected[key]), rel=1e-3), key
