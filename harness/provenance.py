@@ -104,7 +104,12 @@ def describe_module(name: str) -> dict[str, Any] | None:
     if not file:
         return None
     path = Path(file).resolve()
-    if path.is_relative_to(REPOSITORY):
+    # Ours: a file of the repository, but not of a virtual environment inside it (`make`
+    # creates .venv there) and not an installed package.
+    installed = path.is_relative_to(Path(sys.prefix).resolve()) or any(
+        part in ("site-packages", "dist-packages") for part in path.parts
+    )
+    if path.is_relative_to(REPOSITORY) and not installed:
         return None
     top = name.split(".")[0]
     distributions = importlib.metadata.packages_distributions().get(top, [])
