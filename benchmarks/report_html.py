@@ -76,7 +76,9 @@ def main() -> None:
         figure_paths: list[Path] = []
         if not args.no_figures:
             start = time.perf_counter()
-            figure_paths, _ = report.write_figures(groups, loaded.evaluations, out)
+            figure_paths, _ = report.write_figures(
+                report.figure_jobs(groups, loaded.evaluations), out
+            )
             print(f"drew the figures once in {time.perf_counter() - start:.1f} s (not counted)")
         warnings = [f"synthetic warning {k}" for k in range(100)]
         seconds, cpu = [], []

@@ -19,6 +19,7 @@ import pytest
 from matplotlib.text import Text
 
 from harness.report import cli as report
+from harness.report import figure_data as plan
 from harness.report import figures, load, scoring
 from tests.helpers import ROOT
 from tests.synthetic_results import write_study_grid
@@ -170,8 +171,7 @@ def test_worker_processes_draw_the_same_figures(tmp_path):
     times = {(f"opt{s}", f"w{w}"): [10.0 + s + w, 12.0 + s] for s in range(5) for w in range(10)}
     folder = tmp_path / "results"
     write_study_grid(folder, times, ruleset="self", n_evals=4)
-    cells = 5 * 10 * len(figures.FIGURES)
-    assert cells >= figures.PARALLEL_FROM
+    assert plan.PARALLEL_FROM <= 5 * 10
     common = ["--resamples", "20", "--no-html"]
     assert report.main([str(folder), *common, "--out", str(tmp_path / "serial")]) == 0
     done = subprocess.run(
@@ -188,6 +188,14 @@ def test_worker_processes_draw_the_same_figures(tmp_path):
         serial = (tmp_path / "serial" / f"{name}.png").read_bytes()
         assert serial == (tmp_path / "parallel" / f"{name}.png").read_bytes(), name
         assert (tmp_path / "parallel" / f"{name}.pdf").stat().st_size > 5000
+
+
+def test_the_report_plans_the_figures_that_figures_py_draws():
+    """The report's own process names the figures without importing matplotlib."""
+    assert tuple(figures.FIGURES) == plan.FIGURE_NAMES
+    code = "import sys, harness.report.cli; print('matplotlib' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert done.stdout.strip() == "False", done.stderr
 
 
 def readme_report_commands() -> list[str]:

@@ -22,7 +22,7 @@ import pandas as pd
 from harness import results
 from harness.report import (
     comparison,
-    figures,
+    figure_data,
     html,
     hyperparameters,
     load,
@@ -405,11 +405,11 @@ def write_hyperparameters(
 
 
 def figure_jobs(
-    groups: list[Group], evaluations: pd.DataFrame, style: figures.Style | None = None
-) -> list[figures.Job]:
+    groups: list[Group], evaluations: pd.DataFrame, style: figure_data.Style | None = None
+) -> list[figure_data.Job]:
     """Every figure of FIGURES for every leaderboard, with the evaluations it draws only."""
-    style = style or figures.Style()
-    looks = figures.submission_looks([s for g in groups for s in g.board.submissions])
+    style = style or figure_data.Style()
+    looks = figure_data.submission_looks([s for g in groups for s in g.board.submissions])
     drawn = evaluations["run_id"].isin(
         set(pd.concat([g.board.studies["run_id"] for g in groups]).dropna().astype(str))
     )
@@ -418,14 +418,14 @@ def figure_jobs(
     for group in groups:
         board, context = group.board, group.context
         suffix = f"_{context.name}" if context.name else ""
-        caption = figures.Caption(
+        caption = figure_data.Caption(
             hardware=context.hardware_text(),
             detail=f"Experiment {context.experiment}, ruleset {context.ruleset}; "
             f"{context.studies_text(board)}",
         )
         budgets = group.runs.groupby("workload")["budget_sec"].max().to_dict()
         names = {s: context.display_name(s) for s in board.submissions}
-        data = figures.FigureData(
+        data = figure_data.FigureData(
             board,
             evaluations,
             context.targets,
@@ -435,20 +435,32 @@ def figure_jobs(
             names=names,
             style=style,
         )
-        jobs += [(name, name + suffix, data) for name in figures.FIGURES]
+        jobs += [(name, name + suffix, data) for name in figure_data.FIGURE_NAMES]
     return jobs
 
 
-def write_figures(jobs: list[figures.Job], out: Path, pool=None) -> tuple[list[Path], list[str]]:
-    """Draw, check and save every job (PDF, PNG) and write its caption file."""
+def start_figures(
+    jobs: list[figure_data.Job], out: Path, pool: figure_data.Workers | None
+) -> list | None:
+    """The figures' drawing under way in `pool` (None: none, they are drawn by write_figures)."""
+    return None if pool is None else figure_data.submit(jobs, out, pool)
+
+
+def write_figures(
+    jobs: list[figure_data.Job], out: Path, started: list | None = None
+) -> tuple[list[Path], list[str]]:
+    """Every job drawn, checked and saved (PDF, PNG; here, or by the workers `started` says),
+    and its caption file."""
+    if started is None:
+        from harness.report import figures  # matplotlib: only where figures are drawn
+
+        drawn = [figures.render(name, filename, data, out) for name, filename, data in jobs]
+    else:
+        drawn = [future.result() for future in started]
     paths, problems = [], []
-    for (name, filename, data), (saved, found) in zip(
-        jobs, figures.render_all(jobs, out, pool), strict=True
-    ):
+    for (_, filename, _), (saved, found) in zip(jobs, drawn, strict=True):
         problems += [f"{filename}: {p}" for p in found]
         paths += saved
-        paths.append(out / f"{filename}.caption.txt")
-        results.write_text(paths[-1], figures.caption(name, data) + "\n")
     return paths, problems
 
 
@@ -648,8 +660,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.width is not None and not 1.5 <= args.width <= 20:
         parser.error(f"--width {args.width:g}: give the figure width in inches, 1.5 to 20")
     try:
-        figures.check_font(args.font)
-    except figures.UnknownFont as error:
+        figure_data.check_font(args.font)
+    except figure_data.UnknownFont as error:
         parser.error(str(error))
     if args.normalize and args.unit == "steps":
         parser.error("--normalize converts seconds; steps need no conversion: use one of them")
@@ -819,9 +831,9 @@ def main(argv: list[str] | None = None, parallel: bool = False) -> int:
     if args.benchmark_workloads:
         declared = [w.strip() for w in args.benchmark_workloads.split(",") if w.strip()]
     pool = None
-    cells = runs["submission"].nunique() * runs["workload"].nunique() * len(figures.FIGURES)
-    if parallel and not args.no_figures and cells >= figures.PARALLEL_FROM:
-        pool = figures.start_workers()  # they start up while this process scores
+    cells = runs["submission"].nunique() * runs["workload"].nunique()
+    if parallel and not args.no_figures and cells >= figure_data.PARALLEL_FROM:
+        pool = figure_data.start_workers()  # they start up while this process scores
     try:
         return _report(args, folders, loaded, runs, settings, declared, choices, pool)
     finally:
@@ -843,6 +855,11 @@ def _report(args, folders, loaded, runs, settings, declared, choices, pool) -> i
             print(f"leaderboard {group.context.label()}: {group.context.pooled_text()}")
     out = args.out or folders[0] / "report"
     out.mkdir(parents=True, exist_ok=True)
+    jobs, started = [], None
+    if not args.no_figures:  # drawn by the workers while this process writes the tables
+        style = figure_data.Style(args.style, args.width, args.font)
+        jobs = figure_jobs(groups, loaded.evaluations, style)
+        started = start_figures(jobs, out, pool)
     written = write_tables(groups, out, wide=args.wide)
     for group in groups:
         columns = 2 + (group.board.speedup is not None) + len(group.board.workloads)
@@ -860,9 +877,7 @@ def _report(args, folders, loaded, runs, settings, declared, choices, pool) -> i
         comparison.render(sections, source, datetime.date.today().isoformat(), names=choices.names),
     )
     if not args.no_figures:
-        style = figures.Style(args.style, args.width, args.font)
-        jobs = figure_jobs(groups, loaded.evaluations, style)
-        paths, layout = write_figures(jobs, out, pool)
+        paths, layout = write_figures(jobs, out, started)
         written += paths
         for problem in layout:
             warn(f"figure layout: {problem}")
