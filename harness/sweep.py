@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from collections import Counter
@@ -79,7 +80,9 @@ def write_plan(sweep_dir: Path, run_dirs: Iterable[Path]) -> None:
     base = Path(sweep_dir).resolve()
     path = base / PLAN_FILE
     planned = set(_read_plan(path))
-    planned |= {Path(d).resolve().relative_to(base).as_posix() for d in run_dirs}
+    # Relative to the sweep's folder; a task may write elsewhere (its own experiment_name):
+    # then `../<experiment>/...`.
+    planned |= {Path(os.path.relpath(Path(d).resolve(), base)).as_posix() for d in run_dirs}
     results.write_json(path, {"runs": sorted(planned)})
 
 
