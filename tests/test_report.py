@@ -360,7 +360,7 @@ def test_report_on_real_runs(tmp_path):
 
 
 def test_layout_check_finds_overlapping_and_clipped_labels():
-    fig = figures._new_figure(2.0, 1.5)
+    fig = figures.new_figure(2.0, 1.5)
     ax = fig.add_subplot()
     ax.set_xlabel("a label long enough to be wider than the figure itself, surely")
     ax.text(0.5, 0.5, "here")

@@ -5,15 +5,14 @@ A figure holds data only: what the runs were, where they ran and how many there 
 its caption file (`<name>.caption.txt`, written by the report) and the HTML page. Sized for a
 two-column paper (`paper`: 3.25 in columns, 6.75 in full width, 7-8 pt text) or for slides;
 one look per submission name across every figure and every report. Panels are placed by hand
-from measured text sizes (no layout engine: at 16 panels a layout engine costs more than the
-drawing). A figure is a function of FigureData listed in FIGURES; its docstring's first
-sentence opens its caption. Never computes a score (scoring.py does) and never reads files.
+from measured text sizes (figure_layout.py). A figure is a function of FigureData listed in
+FIGURES; its docstring opens its caption. Never computes a score (scoring.py does) and never
+reads a run's files (the report hands it the loaded tables).
 """
 
 from __future__ import annotations
 
 import contextlib
-import functools
 import io
 import math
 import weakref
@@ -27,14 +26,12 @@ matplotlib.use("Agg")  # files only; never opens a window
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from matplotlib import font_manager, transforms
-from matplotlib.backends.backend_agg import RendererAgg
+from matplotlib import transforms
 from matplotlib.collections import LineCollection, PolyCollection
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.text import Text
-from matplotlib.ticker import MaxNLocator
 
 from harness import results
 from harness.report.figure_data import (  # noqa: F401 (the names figures are made of)
@@ -52,207 +49,29 @@ from harness.report.figure_data import (  # noqa: F401 (the names figures are ma
     check_font,
     submission_looks,
 )
+from harness.report.figure_layout import (
+    PAD,
+    RC,
+    Panel,
+    bottom_legend,
+    fit_title,
+    grid_lines,
+    legend_height,
+    linear_ticks,
+    log_ticks,
+    measure,
+    new_figure,
+    panel_columns,
+    place_panels,
+    set_ticks,
+    tick_text,
+)
 from harness.report.scoring import UNITS, Leaderboard, performance_profile, performance_ratios
 
 PNG_DPI = 200  # the PNG is for a quick look and the HTML page; the PDF, vector, is for the paper
 TARGET_STYLE = {"color": "0.3", "linestyle": (0, (4, 2)), "linewidth": 0.9}
 BUDGET_STYLE = {"color": "0.45", "linestyle": "-", "linewidth": 0.8}
 PAST_BUDGET = {"color": "0.92", "linewidth": 0, "zorder": 0}  # shading: not counted
-
-
-# -- placing panels by hand ----------------------------------------------------------------------
-@functools.lru_cache(maxsize=4096)
-def _text_inches(text: str, size: float, family: str) -> tuple[float, float]:
-    """Width and height (descent included) of one line of text, in inches."""
-    renderer = _renderer()
-    prop = font_manager.FontProperties(family=family, size=size)
-    width, height, _ = renderer.get_text_width_height_descent(text, prop, ismath="$" in text)
-    return width / 72.0, height / 72.0
-
-
-@functools.lru_cache(maxsize=1)
-def _renderer() -> RendererAgg:
-    return RendererAgg(1, 1, 72)  # 72 dpi: one pixel is one point
-
-
-def _measure(texts: Sequence[str], size: float, style: Style) -> tuple[float, float]:
-    """The widest and tallest of `texts`, in inches (0 for none)."""
-    family = style.rc()["font.family"]
-    sizes = [_text_inches(t, size, family) for t in texts if t]
-    return max((w for w, _ in sizes), default=0.0), max((h for _, h in sizes), default=0.0)
-
-
-PAD = 0.05  # inches between a label and what it labels
-
-
-@dataclass
-class Panel:
-    """What one panel puts around its axes, known before drawing: tick labels, axis labels."""
-
-    title: str = ""
-    ylabel: str = ""
-    ytick_labels: Sequence[str] = ()
-    xtick_labels: Sequence[str] = ()
-    xlabel: str = ""
-
-    # matplotlib's defaults at these sizes: tick 2.5 pt + pad 3.5 pt = 0.085 in between axes and
-    # tick labels, 4 pt (0.056 in) between tick labels and axis label, title 6 pt (0.083 in)
-    # above the axes; a label's box is 1.2 lines tall.
-    def left(self, style: Style) -> float:
-        ticks, _ = _measure(self.ytick_labels, style.tick_size, style)
-        label = _measure([self.ylabel], style.text_size, style)[1] if self.ylabel else 0.0
-        return 0.05 + (ticks + 0.085 if ticks else 0.04) + (0.056 + 1.25 * label if label else 0.0)
-
-    def bottom(self, style: Style) -> float:
-        _, ticks = _measure(self.xtick_labels, style.tick_size, style)
-        label = _measure([self.xlabel], style.text_size, style)[1] if self.xlabel else 0.0
-        return (
-            0.02
-            + (1.2 * ticks + 0.085 if ticks else 0.02)
-            + (0.056 + 1.25 * label if label else 0.0)
-        )
-
-    def top(self, style: Style) -> float:
-        lines = self.title.count("\n") + 1 if self.title else 0
-        height = _measure(["Ag"], style.text_size, style)[1]
-        return 0.03 + (lines * 1.25 * height + 0.083 if lines else 0.0)
-
-
-def place_panels(
-    fig: Figure,
-    axes: Sequence,
-    panels: Sequence[Panel],
-    columns: int,
-    style: Style,
-    bottom_extra: float,
-    top_extra: float = 0.03,
-) -> None:
-    """Position `axes` (row by row, `columns` per row) so that each panel's labels fit beside
-    it, leaving `bottom_extra` inches at the bottom (shared x label, legend)."""
-    width, height = fig.get_size_inches()
-    rows = math.ceil(len(panels) / columns)
-    lefts = [max(p.left(style) for p in panels[c::columns]) for c in range(columns)]
-    tops = [max(p.top(style) for p in panels[r * columns : (r + 1) * columns]) for r in range(rows)]
-    bottoms = [
-        max(p.bottom(style) for p in panels[r * columns : (r + 1) * columns]) for r in range(rows)
-    ]
-    right = 0.12  # the last tick label may stick out of its axes by half its width
-    panel_width = (width - sum(lefts) - right * columns) / columns
-    panel_height = (height - bottom_extra - top_extra - sum(tops) - sum(bottoms)) / rows
-    y = height - top_extra
-    for r in range(rows):
-        y -= tops[r] + panel_height
-        x = 0.0
-        for c in range(columns):
-            x += lefts[c]
-            k = r * columns + c
-            if k < len(axes):
-                axes[k].set_position(
-                    [x / width, y / height, panel_width / width, panel_height / height]
-                )
-            x += panel_width + right
-        y -= bottoms[r]
-
-
-def fit_title(title: str, width: float, style: Style) -> str:
-    """`title`, broken over two lines at the separator nearest its middle when wider than
-    `width` inches."""
-    if _measure([title], style.text_size, style)[0] <= width:
-        return title
-    breaks = [k + 1 for k, c in enumerate(title) if c in "_ -/("]
-    if not breaks:
-        return title
-    k = min(breaks, key=lambda b: abs(b - len(title) / 2))
-    return title[:k].rstrip() + "\n" + title[k:].lstrip()
-
-
-def _columns(n_panels: int, width: float, style: Style) -> int:
-    return max(1, min(n_panels, int(width // style.panel_min_width)))
-
-
-def _new_figure(width: float, height: float, style: Style | None = None) -> Figure:
-    rc = (style or Style()).rc()
-    with plt.rc_context(rc):
-        fig = plt.figure(figsize=(width, height))
-    _RC[fig] = rc  # drawing reads some settings (fonts of formulas, PDF fonts) at draw time
-    return fig
-
-
-def _legend_rows(labels: Sequence[str], width: float, style: Style) -> tuple[int, int]:
-    """(columns, rows) of a legend of `labels` across `width` inches."""
-    sample = 0.45 if style.name == "paper" else 0.8  # line sample, spacing and padding
-    widths = [_measure([label], style.tick_size, style)[0] + sample for label in labels]
-    for columns in range(len(labels), 1, -1):
-        rows = math.ceil(len(labels) / columns)
-        widest = [max(widths[c::columns]) for c in range(columns)]
-        if sum(widest) <= width - 0.2:
-            return columns, rows
-    return 1, len(labels)
-
-
-def _legend_height(labels: Sequence[str], width: float, style: Style) -> float:
-    _, rows = _legend_rows(labels, width, style)
-    return rows * _measure(["Ag"], style.tick_size, style)[1] * 1.75 + 0.08
-
-
-def _bottom_legend(fig: Figure, handles: list, style: Style) -> None:
-    width = fig.get_size_inches()[0]
-    columns, _ = _legend_rows([h.get_label() for h in handles], width, style)
-    fig.legend(
-        handles=_row_major(handles, columns),
-        loc="lower center",
-        bbox_to_anchor=(0.5, 0.0),
-        ncol=columns,
-        frameon=False,
-        handlelength=2.4 if style.name == "paper" else 3.0,
-        columnspacing=1.0,
-        borderaxespad=0.2,
-    )
-
-
-def _row_major(handles: list, columns: int) -> list:
-    """matplotlib fills legend columns top to bottom; reorder so the legend reads by rows."""
-    rows = math.ceil(len(handles) / columns)
-    grid = [handles[r * columns : (r + 1) * columns] for r in range(rows)]
-    return [row[c] for c in range(columns) for row in grid if c < len(row)]
-
-
-def _set_ticks(axis, values: Sequence[float], labels: Sequence[str] | None = None) -> list[str]:
-    labels = list(labels) if labels is not None else [_tick_text(v) for v in values]
-    axis.set_ticks(list(values), labels)
-    return labels
-
-
-def _grid_lines(ax, x_ticks: Sequence[float] = (), y_ticks: Sequence[float] = ()) -> None:
-    """Light grid lines at the ticks, as two collections (matplotlib's grid is two lines per
-    tick, each drawn on its own)."""
-    style = {"colors": "0.88", "linewidths": 0.5, "zorder": 0}
-    if len(x_ticks):
-        ax.vlines(x_ticks, 0, 1, transform=ax.get_xaxis_transform(), **style)
-    if len(y_ticks):
-        ax.hlines(y_ticks, 0, 1, transform=ax.get_yaxis_transform(), **style)
-
-
-def _tick_text(value: float) -> str:
-    if value != 0 and (abs(value) >= 1e5 or abs(value) < 1e-3):
-        return f"{value:.0e}".replace("e+0", "e").replace("e-0", "e-")
-    return f"{value:g}"
-
-
-def _linear_ticks(low: float, high: float, bins: int = 4) -> list[float]:
-    return [float(t) for t in MaxNLocator(nbins=bins).tick_values(low, high) if low <= t <= high]
-
-
-def _log_ticks(low: float, high: float) -> list[float]:
-    """Decades in [low, high]; with fewer than three, 2 and 5 times them as well."""
-    decades = range(math.floor(math.log10(low)), math.ceil(math.log10(high)) + 1)
-    for subs in ((1.0,), (1.0, 3.0), (1.0, 2.0, 5.0)):
-        ticks = [s * 10.0**d for d in decades for s in subs if low <= s * 10.0**d <= high]
-        if len(ticks) >= 3 or subs == (1.0, 2.0, 5.0):
-            break
-    if len(ticks) > 6:
-        ticks = ticks[:: math.ceil(len(ticks) / 5)]
-    return ticks or [low, high]
 
 
 # -- performance profile -------------------------------------------------------------------------
@@ -277,17 +96,17 @@ def profile_figure(data: FigureData) -> Figure:
     n = len(board.submissions)
     dodge = np.linspace(-DODGE, DODGE, n) if n > 1 else np.zeros(1)
     width = style.column_width
-    x_ticks = _linear_ticks(1.0, tau_max, 4)
+    x_ticks = linear_ticks(1.0, tau_max, 4)
     panel = Panel(
         ylabel=r"fraction of workloads, $\rho(\tau)$",
         ytick_labels=["0", "0.5", "1"],
-        xtick_labels=[_tick_text(t) for t in x_ticks],
+        xtick_labels=[tick_text(t) for t in x_ticks],
         xlabel=r"$\tau$ (time-to-target / fastest)",
     )
-    legend = _legend_height(labels, width, style)
+    legend = legend_height(labels, width, style)
     height = (2.2 if style.name == "paper" else 4.0) + legend
     with plt.rc_context(style.rc()):
-        fig = _new_figure(width, height, style)
+        fig = new_figure(width, height, style)
         ax = fig.add_axes((0, 0, 1, 1))
         handles = []
         for k, submission in enumerate(board.submissions):
@@ -328,13 +147,13 @@ def profile_figure(data: FigureData) -> Figure:
             )
         ax.set_xlim(1.0, tau_max)
         ax.set_ylim(-0.04, 1.04)
-        _set_ticks(ax.xaxis, x_ticks)
-        _set_ticks(ax.yaxis, [0.0, 0.5, 1.0], panel.ytick_labels)
-        _grid_lines(ax, x_ticks, [0.0, 0.5, 1.0])
+        set_ticks(ax.xaxis, x_ticks)
+        set_ticks(ax.yaxis, [0.0, 0.5, 1.0], panel.ytick_labels)
+        grid_lines(ax, x_ticks, [0.0, 0.5, 1.0])
         ax.set_xlabel(panel.xlabel)
         ax.set_ylabel(panel.ylabel)
         place_panels(fig, [ax], [panel], 1, style, bottom_extra=legend)
-        _bottom_legend(fig, handles, style)
+        bottom_legend(fig, handles, style)
     return fig
 
 
@@ -459,13 +278,13 @@ def _curve_panel(
     if scale == "log" and (values[np.isfinite(values)] <= 0).any():
         scale = "linear"  # a log axis cannot show zero or less
     y_low, y_high = _limits(values, target, scale)
-    y_ticks = _log_ticks(y_low, y_high) if scale == "log" else _linear_ticks(y_low, y_high)
-    x_ticks = _linear_ticks(0.0, x_right, 3)
+    y_ticks = log_ticks(y_low, y_high) if scale == "log" else linear_ticks(y_low, y_high)
+    x_ticks = linear_ticks(0.0, x_right, 3)
     panel = Panel(
         title=fit_title(workload, title_width, data.style),
         ylabel=metric_label(metric),
-        ytick_labels=[_tick_text(t) for t in y_ticks],
-        xtick_labels=[_tick_text(t) for t in x_ticks],
+        ytick_labels=[tick_text(t) for t in y_ticks],
+        xtick_labels=[tick_text(t) for t in x_ticks],
     )
     # The median time-to-target of the table, on the target line: where the table's number is.
     j = board.workloads.index(workload)
@@ -527,10 +346,10 @@ def _curve_panel(
         ax.set_yscale(scale)
         ax.set_xlim(0.0, x_right)
         ax.set_ylim(y_low, y_high)
-        _set_ticks(ax.yaxis, y_ticks, panel.ytick_labels)
-        _set_ticks(ax.xaxis, x_ticks, panel.xtick_labels)
+        set_ticks(ax.yaxis, y_ticks, panel.ytick_labels)
+        set_ticks(ax.xaxis, x_ticks, panel.xtick_labels)
         ax.yaxis.set_minor_locator(matplotlib.ticker.NullLocator())
-        _grid_lines(ax, x_ticks, y_ticks)
+        grid_lines(ax, x_ticks, y_ticks)
 
     return _CurvePanel(workload, panel, draw, show_budget)
 
@@ -538,7 +357,7 @@ def _curve_panel(
 def _curves_figure(data: FigureData, x_axis: str) -> Figure:
     board, style = data.board, data.style
     width = style.full_width
-    columns = _columns(len(board.workloads), width, style)
+    columns = panel_columns(len(board.workloads), width, style)
     rows = math.ceil(len(board.workloads) / columns)
     by_run = _run_rows(data.evaluations, board.studies["run_id"].dropna().astype(str).unique())
     title_width = width / columns - 0.6  # less the y labels' room, about
@@ -564,12 +383,12 @@ def _curves_figure(data: FigureData, x_axis: str) -> Figure:
         )
         if any(c.shows_budget for c in panels):
             handles.append(Line2D([], [], **BUDGET_STYLE, label="budget"))
-    legend = _legend_height([h.get_label() for h in handles], width, style)
+    legend = legend_height([h.get_label() for h in handles], width, style)
     xlabel = "submission time (s)" if x_axis == "time" else "step"
-    label_height = _measure([xlabel], style.text_size, style)[1] + PAD
+    label_height = measure([xlabel], style.text_size, style)[1] + PAD
     height = rows * (style.panel_height + 0.45) + legend + label_height
     with plt.rc_context(style.rc()):
-        fig = _new_figure(width, height, style)
+        fig = new_figure(width, height, style)
         axes = [fig.add_axes((0, 0, 1, 1)) for _ in panels]
         for ax, curve in zip(axes, panels, strict=True):
             ax.set_title(curve.panel.title)
@@ -584,7 +403,7 @@ def _curves_figure(data: FigureData, x_axis: str) -> Figure:
             fig, axes, [c.panel for c in panels], columns, style, bottom_extra=legend + label_height
         )
         fig.text(0.5, legend / height, xlabel, ha="center", va="bottom")
-        _bottom_legend(fig, handles, style)
+        bottom_legend(fig, handles, style)
     return fig
 
 
@@ -612,26 +431,26 @@ def time_to_target_figure(data: FigureData) -> Figure:
     the shaded region on the right holds studies that never reached the target."""
     board, style = data.board, data.style
     width = style.full_width
-    columns = _columns(len(board.workloads), width, style)
+    columns = panel_columns(len(board.workloads), width, style)
     rows = math.ceil(len(board.workloads) / columns)
     names = [data.name(s) for s in board.submissions]
     unit = board.settings.unit
     xlabel = "steps-to-target" if unit == "steps" else f"time-to-target ({UNITS[unit][0]})"
     panels, limits = [], []
-    title_width = (width - _measure(names, style.tick_size, style)[0]) / columns - 0.3
+    title_width = (width - measure(names, style.tick_size, style)[0]) / columns - 0.3
     for j, workload in enumerate(board.workloads):
         studies = board.studies[board.studies["workload"] == workload]
         shown = [*board.times_ci[:, :, j].ravel(), *board.times[:, j], *studies["time_to_target"]]
         finite = max((t for t in shown if np.isfinite(t)), default=0.0)
         budget = data.budgets.get(workload, math.inf) if unit == "seconds" else math.inf
         top = budget if math.isfinite(budget) else (finite * 1.1 or 1.0)
-        ticks = _linear_ticks(0.0, top, 3)
+        ticks = linear_ticks(0.0, top, 3)
         limits.append((top, budget, ticks))
         panels.append(
             Panel(
                 title=fit_title(workload, title_width, style),
                 ytick_labels=names if j % columns == 0 else (),
-                xtick_labels=[_tick_text(t) for t in ticks] + ["∞"],
+                xtick_labels=[tick_text(t) for t in ticks] + ["∞"],
             )
         )
     per_panel = 0.3 + (0.17 if style.name == "paper" else 0.3) * len(board.submissions)
@@ -658,18 +477,18 @@ def time_to_target_figure(data: FigureData) -> Figure:
     ]
     if any(math.isfinite(budget) for _, budget, _ in limits):
         handles.insert(2, Line2D([], [], **BUDGET_STYLE, label="budget"))
-    legend = _legend_height([h.get_label() for h in handles], width, style)
-    label_height = _measure([xlabel], style.text_size, style)[1] + PAD
+    legend = legend_height([h.get_label() for h in handles], width, style)
+    label_height = measure([xlabel], style.text_size, style)[1] + PAD
     height = rows * (per_panel + 0.45) + legend + label_height
     with plt.rc_context(style.rc()):
-        fig = _new_figure(width, height, style)
+        fig = new_figure(width, height, style)
         axes = [fig.add_axes((0, 0, 1, 1)) for _ in panels]
         for j, ax in enumerate(axes):
             _time_panel(ax, data, j, limits[j], show_names=j % columns == 0)
             ax.set_title(panels[j].title)
         place_panels(fig, axes, panels, columns, style, bottom_extra=legend + label_height)
         fig.text(0.5, legend / height, xlabel, ha="center", va="bottom")
-        _bottom_legend(fig, handles, style)
+        bottom_legend(fig, handles, style)
     return fig
 
 
@@ -729,14 +548,14 @@ def _time_panel(ax, data: FigureData, j: int, limit, show_names: bool) -> None:
     ax.axvspan(top, top * (1 + NEVER), **PAST_BUDGET)
     if math.isfinite(budget):
         ax.axvline(budget, **BUDGET_STYLE)
-    _set_ticks(ax.xaxis, [*ticks, never], [*(_tick_text(t) for t in ticks), "∞"])
+    set_ticks(ax.xaxis, [*ticks, never], [*(tick_text(t) for t in ticks), "∞"])
     ax.set_xlim(0, top * (1 + NEVER))
     ax.set_ylim(-0.6, n - 0.3)
     if show_names:  # the other panels of a row share these rows: no ticks at all (cheaper)
-        _set_ticks(ax.yaxis, list(range(n - 1, -1, -1)), [data.name(s) for s in board.submissions])
+        set_ticks(ax.yaxis, list(range(n - 1, -1, -1)), [data.name(s) for s in board.submissions])
     else:
         ax.set_yticks([])
-    _grid_lines(ax, ticks)
+    grid_lines(ax, ticks)
     ax.tick_params(axis="y", length=0)
 
 
@@ -758,7 +577,6 @@ def caption(name: str, data: FigureData) -> str:
 # -- checks and saving ---------------------------------------------------------------------------
 # The PNG that layout_problems drew, by figure, until save writes it (or the figure is gone).
 _DRAWN: weakref.WeakKeyDictionary[Figure, bytes] = weakref.WeakKeyDictionary()
-_RC: weakref.WeakKeyDictionary[Figure, dict] = weakref.WeakKeyDictionary()
 
 
 def _visible_texts(fig: Figure) -> list[Text]:
@@ -793,7 +611,7 @@ def layout_problems(fig: Figure) -> list[str]:
     )
     png = io.BytesIO()
     try:
-        with plt.rc_context(_RC.get(fig, {})), _no_layout_engine(fig):
+        with plt.rc_context(RC.get(fig, {})), _no_layout_engine(fig):
             fig.savefig(png, format="png", dpi=PNG_DPI)
     finally:
         fig.canvas.mpl_disconnect(connection)
@@ -859,7 +677,7 @@ def save(fig: Figure, folder: Path, name: str) -> list[Path]:
     figure. The PNG is layout_problems's drawing when the figure has not changed since."""
     paths = [folder / f"{name}.pdf", folder / f"{name}.png"]
     png = _DRAWN.pop(fig, None)
-    with plt.rc_context(_RC.get(fig, Style().rc())), _no_layout_engine(fig):
+    with plt.rc_context(RC.get(fig, Style().rc())), _no_layout_engine(fig):
         if png is not None and not fig.stale:
             paths[1].write_bytes(png)
         else:
