@@ -232,3 +232,21 @@ def test_the_readme_report_commands_run_as_written(tmp_path):
         assert "figure layout" not in done.stderr, command
     assert (tmp_path / "results/demo/slides/curves_time.pdf").exists()
     assert (tmp_path / "results/demo/paper/leaderboard.tex").exists()
+
+
+def test_a_new_report_removes_what_an_earlier_one_wrote_and_only_that(tmp_path, capsys):
+    """Two rulesets give figures named by ruleset; a later report of one ruleset into the same
+    folder must not leave the other's figures looking current. A file of the user's stays."""
+    both, one = tmp_path / "both", tmp_path / "one"
+    write_study_grid(both, TIMES, ruleset="self")
+    write_study_grid(both, TIMES, ruleset="external")
+    write_study_grid(one, TIMES, ruleset="self")
+    out = tmp_path / "report"
+    options = ["--resamples", "20", "--no-html", "--out", str(out)]
+    assert report.main([str(both), *options]) == 0
+    assert (out / "curves_time_external.png").exists()
+    (out / "notes.txt").write_text("mine")
+    assert report.main([str(one), *options]) == 0
+    assert "removed" in capsys.readouterr().out
+    assert not list(out.glob("*_external*")) and not list(out.glob("*_self*"))
+    assert (out / "curves_time.png").exists() and (out / "notes.txt").read_text() == "mine"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import json
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -517,6 +518,25 @@ def compare_paragraphs(groups: list[Group], a: str, b: str) -> list[str]:
     return paragraphs
 
 
+OUTPUTS = ".report_outputs.json"  # in the report folder: the files the last report wrote
+
+
+def forget_stale_outputs(out: Path, written: Sequence[Path]) -> int:
+    """Remove what an earlier report wrote into `out` and this one did not (a figure of a
+    leaderboard that no longer exists would otherwise sit beside the new ones, looking
+    current); never a file the report did not write itself. Returns how many it removed."""
+    names = sorted({Path(p).name for p in written if Path(p).parent == out})
+    try:
+        before = json.loads((out / OUTPUTS).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        before = []
+    stale = [n for n in before if isinstance(n, str) and n not in names and "/" not in n]
+    for name in stale:
+        (out / name).unlink(missing_ok=True)
+    results.write_json(out / OUTPUTS, names)
+    return len(stale)
+
+
 # -- command line --------------------------------------------------------------------------------
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
@@ -899,7 +919,9 @@ def _report(args, folders, loaded, runs, settings, declared, choices, pool) -> i
         print("\n\n".join(paragraphs))
     else:
         print((out / "leaderboard.md").read_text(encoding="utf-8"))
-    print(f"wrote {len(written)} files to {out}")
+    removed = forget_stale_outputs(out, written)
+    stale = f", removed {removed} an earlier report wrote" if removed else ""
+    print(f"wrote {len(written)} files to {out}{stale}")
     incomplete = any(g.context.incomplete for g in groups)
     return 1 if args.strict and incomplete else 0
 
