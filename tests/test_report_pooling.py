@@ -154,9 +154,10 @@ def test_rulesets_stay_apart_with_readable_names_and_one_method_paragraph(
     write_study_grid(folder, OURS, ruleset="self", experiment="e2")
     write_study_grid(folder, BASELINES, ruleset="fixed", experiment="e3")
     drawn: list[str] = []
-    monkeypatch.setattr(figures, "FIGURES", {"tiny": lambda data: data})  # no drawing here
-    monkeypatch.setattr(figures, "layout_problems", lambda fig: [])
-    monkeypatch.setattr(figures, "save", lambda fig, out, name: drawn.append(name) or [])
+    # No drawing here: the file names the report asks for are the point.
+    monkeypatch.setattr(
+        figures, "render", lambda name, filename, data, out: (drawn.append(filename) or [], [])
+    )
     code, _, err = run_report(folder, "--resamples", "20", capsys=capsys)
     assert code == 0, err
     assert "2 separate leaderboards (fixed, self: different rulesets are different games)" in err
@@ -165,7 +166,7 @@ def test_rulesets_stay_apart_with_readable_names_and_one_method_paragraph(
         "fixed": {"adamw", "sgd_nesterov"},
         "self": {"adamw", "sgd_nesterov", "lion"},
     }
-    assert drawn == ["tiny_fixed", "tiny_self"]
+    assert drawn == [f"{name}_{board}" for board in ("fixed", "self") for name in figures.FIGURES]
     markdown = (folder / "report" / "leaderboard.md").read_text()
     assert markdown.count("Score: benchmark score") == 1
     assert "## Leaderboard self: ruleset self, experiments e1, e2" in markdown
