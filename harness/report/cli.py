@@ -789,9 +789,10 @@ def load_all(folders: Sequence[Path], use_cache: bool) -> load.Results | None:
 
 
 def main(argv: list[str] | None = None, parallel: bool = False) -> int:
-    """The report. `parallel`: large sets of figures are drawn in worker processes, which is
-    safe only in a program of its own (`python -m harness.report`): spawned workers re-import
-    the caller's main module, and a script or notebook calling main() is not guarded."""
+    """The report. `parallel`: figures are drawn in worker processes, started before the runs
+    are loaded so that they import matplotlib on the core loading leaves idle. Safe only in a
+    program of its own (`python -m harness.report`): spawned workers re-import the caller's
+    main module, and a script or notebook calling main() is not guarded."""
     args = parse_args(argv)
     args.argv = sys.argv[1:] if argv is None else list(argv)  # for report.html's provenance
     PRINTED.clear()
@@ -805,6 +806,15 @@ def main(argv: list[str] | None = None, parallel: bool = False) -> int:
     except pooling.PoolingError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    pool = figure_data.start_workers() if parallel and not args.no_figures else None
+    try:
+        return _load_and_report(args, folders, pool)
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
+
+
+def _load_and_report(args, folders: list[Path], pool: figure_data.Workers | None) -> int:
     loaded = load_all(folders, use_cache=not args.no_cache)
     if loaded is None:
         return 1
@@ -850,15 +860,7 @@ def main(argv: list[str] | None = None, parallel: bool = False) -> int:
     declared = None
     if args.benchmark_workloads:
         declared = [w.strip() for w in args.benchmark_workloads.split(",") if w.strip()]
-    pool = None
-    cells = runs["submission"].nunique() * runs["workload"].nunique()
-    if parallel and not args.no_figures and cells >= figure_data.PARALLEL_FROM:
-        pool = figure_data.start_workers()  # they start up while this process scores
-    try:
-        return _report(args, folders, loaded, runs, settings, declared, choices, pool)
-    finally:
-        if pool is not None:
-            pool.shutdown(cancel_futures=True)
+    return _report(args, folders, loaded, runs, settings, declared, choices, pool)
 
 
 def _report(args, folders, loaded, runs, settings, declared, choices, pool) -> int:

@@ -208,7 +208,6 @@ class FigureData:
 FIGURE_NAMES = ("performance_profile", "curves_time", "curves_steps", "time_to_target")
 # (figure name, file name without extension, its data)
 Job = tuple[str, str, FigureData]
-PARALLEL_FROM = 40  # submissions x workloads of a report from which figures are drawn in workers
 MAX_WORKERS = 4
 
 
