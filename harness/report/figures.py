@@ -96,7 +96,9 @@ def profile_figure(data: FigureData) -> Figure:
     n = len(board.submissions)
     dodge = np.linspace(-DODGE, DODGE, n) if n > 1 else np.zeros(1)
     width = style.column_width
-    x_ticks = linear_ticks(1.0, tau_max, 4)
+    # Whole factors from 1 (the fastest) up to tau_max, as AlgoPerf's profiles show them.
+    whole = [float(t) for t in range(1, math.floor(tau_max) + 1)]
+    x_ticks = whole if 3 <= len(whole) <= 8 else linear_ticks(1.0, tau_max, 4)
     panel = Panel(
         ylabel=r"fraction of workloads, $\rho(\tau)$",
         ytick_labels=["0", "0.5", "1"],
