@@ -249,3 +249,11 @@ def test_a_new_report_removes_what_an_earlier_one_wrote_and_only_that(tmp_path, 
     assert "removed" in capsys.readouterr().out
     assert not list(out.glob("*_external*")) and not list(out.glob("*_self*"))
     assert (out / "curves_time.png").exists() and (out / "notes.txt").read_text() == "mine"
+
+
+def test_a_log_axis_always_has_two_labelled_ticks_in_view():
+    from harness.report.figure_layout import log_ticks
+
+    for low, high in ((1.7, 3.8), (0.9, 2.5), (0.1, 100.0), (1e-4, 3e-4)):
+        ticks = log_ticks(low, high)
+        assert len(ticks) >= 2 and all(low <= t <= high for t in ticks), (low, high, ticks)

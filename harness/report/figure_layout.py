@@ -213,7 +213,8 @@ def linear_ticks(low: float, high: float, bins: int = 4) -> list[float]:
 
 
 def log_ticks(low: float, high: float) -> list[float]:
-    """Decades in [low, high]; with fewer than three, 2 and 5 times them as well."""
+    """Decades in [low, high]; with fewer than three, 2 and 5 times them as well; with fewer
+    than two of those, round values as on a linear axis."""
     decades = range(math.floor(math.log10(low)), math.ceil(math.log10(high)) + 1)
     for subs in ((1.0,), (1.0, 3.0), (1.0, 2.0, 5.0)):
         ticks = [s * 10.0**d for d in decades for s in subs if low <= s * 10.0**d <= high]
@@ -221,4 +222,6 @@ def log_ticks(low: float, high: float) -> list[float]:
             break
     if len(ticks) > 6:
         ticks = ticks[:: math.ceil(len(ticks) / 5)]
+    if len(ticks) < 2:  # less than a factor of ~2.5 in view: evenly spaced values say more
+        ticks = [t for t in linear_ticks(low, high, 3) if t > 0]
     return ticks or [low, high]
