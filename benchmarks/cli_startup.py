@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import resource
 import statistics
 import subprocess
@@ -23,18 +22,12 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from harness.environment import cpu_model  # noqa: E402 (this process only: not timed)
+
 COMMANDS = {"--help": ["--help"], "--cfg job": ["--cfg", "job"]}
 HEAVY = ("torch", "numpy", "scipy", "pandas", "matplotlib")
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def timed(tree: Path, arguments: list[str]) -> tuple[float, float]:

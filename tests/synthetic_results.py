@@ -39,6 +39,16 @@ RULESETS = {  # as in conf/ruleset/*.yaml
         "num_trials": 1,
     },
 }
+# A small grid of known times for report tests: (submission, workload) -> each study's best
+# trial's time-to-target, None = not reached.
+GRID_TIMES = {
+    ("adamw", "digits"): [10.0, 12.0, 11.0],
+    ("lion", "digits"): [8.0, None, 9.0],
+    ("sgd_nesterov", "digits"): [None, None, 30.0],
+    ("adamw", "friedman"): [20.0, 22.0, 21.0],
+    ("lion", "friedman"): [40.0, 35.0, 50.0],
+    ("sgd_nesterov", "friedman"): [25.0, 19.0, 30.0],
+}
 WORKLOAD_TARGETS = {  # metric, target, lower is better
     "digits": ("validation/accuracy", 0.98, False),
     "friedman": ("validation/mse", 1.2, True),

@@ -19,16 +19,9 @@ import pytest
 from harness import results
 from harness.report import cli as report
 from harness.report import html, load
-from tests.synthetic_results import write_run, write_study_grid
+from tests.synthetic_results import GRID_TIMES, write_run, write_study_grid
 
-TIMES = {  # (submission, workload): each study's best time; None = not reached
-    ("adamw", "digits"): [10.0, 12.0, 11.0],
-    ("lion", "digits"): [8.0, None, 9.0],
-    ("sgd_nesterov", "digits"): [None, None, 30.0],
-    ("adamw", "friedman"): [20.0, 22.0, 21.0],
-    ("lion", "friedman"): [40.0, 35.0, 50.0],
-    ("sgd_nesterov", "friedman"): [25.0, 19.0, 30.0],
-}
+TIMES = GRID_TIMES
 HOSTILE = "ValueError: <img src=x onerror=\"document.title='escaped badly'\"> & more"
 PER_PAGE = 40  # the run table's page in these tests: fewer than the runs, so that it pages
 CHROMIUM = shutil.which("chromium")

@@ -20,17 +20,10 @@ from harness import results
 from harness.report import cli as report
 from harness.report import figures, load, scoring
 from tests.helpers import ROOT, SMOKE, run_in_process
-from tests.synthetic_results import write_run, write_study_grid
+from tests.synthetic_results import GRID_TIMES, write_run, write_study_grid
 
 FAST = ["--resamples", "50", "--no-figures"]
-TIMES = {  # (submission, workload): time of each study's best trial, None = not reached
-    ("adamw", "digits"): [10.0, 12.0, 11.0],
-    ("lion", "digits"): [8.0, None, 9.0],
-    ("sgd_nesterov", "digits"): [None, None, 30.0],
-    ("adamw", "friedman"): [20.0, 22.0, 21.0],
-    ("lion", "friedman"): [40.0, 35.0, 50.0],
-    ("sgd_nesterov", "friedman"): [25.0, 19.0, 30.0],
-}
+TIMES = GRID_TIMES
 
 
 def make_report(folder: Path, *options: str, capsys=None) -> tuple[int, str]:
