@@ -28,8 +28,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from report_scale import write_folder  # noqa: E402
 
 from harness import results  # noqa: E402
-from harness.report import cli as report  # noqa: E402
-from harness.report import html, load, scoring  # noqa: E402
+from harness.report import grouping, html, load, scoring, writers  # noqa: E402
 
 HEADLESS = ("--headless", "--no-sandbox", "--disable-gpu", "--no-first-run")
 
@@ -70,14 +69,14 @@ def main() -> None:
         write_folder(root, args.runs, args.evals)
         print(f"wrote the synthetic folder in {time.perf_counter() - start:.1f} s: {root}")
     loaded = load.load(root)
-    groups = report.build_groups(loaded.runs, scoring.Settings(baseline="submission_0"))
+    groups = grouping.build_groups(loaded.runs, scoring.Settings(baseline="submission_0"))
     with tempfile.TemporaryDirectory(prefix="report_html_out_") as folder:
         out = Path(folder)
         figure_paths: list[Path] = []
         if not args.no_figures:
             start = time.perf_counter()
-            figure_paths, _ = report.write_figures(
-                report.figure_jobs(groups, loaded.evaluations), out
+            figure_paths, _ = writers.write_figures(
+                writers.figure_jobs(groups, loaded.evaluations), out
             )
             print(f"drew the figures once in {time.perf_counter() - start:.1f} s (not counted)")
         warnings = [f"synthetic warning {k}" for k in range(100)]

@@ -5,7 +5,7 @@ cold (no parquet cache) and warm (cache present), and warm after one run changed
 The folder is written in the real results format (tests/synthetic_results.py): 10
 submissions x 10 workloads x 20 studies x 5 trials, external ruleset. "load" is
 harness.report.load.load (every record.json and eval_measurements.csv, or the
-cache); "score" is report.build_groups (grouping, completeness audit, best trials, medians,
+cache); "score" is grouping.build_groups (grouping, completeness audit, best trials, medians,
 scores and bootstrap intervals with 2000 resamples). Rounds alternate cold and warm; prints
 medians with the min-max spread over rounds; never asserts.
 
@@ -35,8 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from harness import results  # noqa: E402
-from harness.report import cli as report  # noqa: E402
-from harness.report import load, scoring  # noqa: E402
+from harness.report import grouping, load, scoring  # noqa: E402
 from tests.synthetic_results import write_run  # noqa: E402
 
 SUBMISSIONS, WORKLOADS, TRIALS = 10, 10, 5
@@ -163,7 +162,7 @@ def main() -> None:
         first = warm.runs.iloc[0]
         write_run(root, first["submission"], first["workload"], 0, 0, 60.0, n_evals=args.evals)
         measured["one changed"].append(timed(load.load, root)[0])
-        measured["score"].append(timed(report.build_groups, warm.runs, settings)[0])
+        measured["score"].append(timed(grouping.build_groups, warm.runs, settings)[0])
     print(
         f"{len(loaded.runs)} runs, {len(loaded.evaluations)} evaluations, "
         f"{args.rounds} rounds (the machine may be busy: compare ratios, not seconds)"

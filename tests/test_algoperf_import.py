@@ -18,7 +18,7 @@ import pytest
 
 from harness import algoperf, results
 from harness.report import cli as report_cli
-from harness.report import scoring
+from harness.report import grouping, scoring
 from tests.algoperf_logs import TARGETS, write_targets, write_trial
 
 INF = math.inf
@@ -385,7 +385,7 @@ def test_figures_draw_the_scored_times_and_a_workload_nobody_ran(toy_logs, tmp_p
 
     loaded = load.load(out / EXPERIMENT, use_cache=False)
     settings = scoring.Settings(method="algoperf", best_trial="algoperf", n_resamples=10)
-    (group,) = report_cli.build_groups(loaded.runs, settings)
+    (group,) = grouping.build_groups(loaded.runs, settings)
     looks = figures.submission_looks(group.board.submissions)
     data = figures.FigureData(
         group.board, loaded.evaluations, group.context.targets, looks, figures.Caption("h", "d")

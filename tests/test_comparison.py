@@ -3,8 +3,10 @@ known, and the sweep that feeds it (conf/experiment/comparison.yaml)."""
 
 from __future__ import annotations
 
+from hydra.core.override_parser.overrides_parser import OverridesParser
+
 from harness.report import cli, comparison
-from tests.helpers import EMBEDDED_WORKLOADS, compose_with_hydra
+from tests.helpers import CONF, EMBEDDED_WORKLOADS, compose_with_hydra
 from tests.synthetic_results import HARDWARE, write_run, write_study_grid
 
 
@@ -37,6 +39,15 @@ def test_misses_count_as_infinity_and_rows_rank_by_reached_then_median(tmp_path)
     assert comparison.REGENERATE.splitlines()[1] in text
 
 
+def test_budgets_scaled_by_each_runs_speed_index_are_given_as_their_range(tmp_path):
+    write_run(tmp_path, "adamw", "digits", 0, 0, 12.0, ruleset="self", budget=91.4)
+    write_run(tmp_path, "adamw", "digits", 1, 0, 14.0, ruleset="self", budget=110.9)
+    write_run(tmp_path, "lion", "friedman", 0, 0, 5.0, ruleset="self", budget=40.0)
+    text, _ = comparison_of(tmp_path)
+    assert "budget 91.4–111 s of submission time (each run's is scaled" in text
+    assert "budget 40 s of submission time.\n" in text  # one budget: no range
+
+
 def test_a_study_counts_once_with_its_best_trial(tmp_path):
     """External tuning: n counts studies, not trials, and each study is its fastest trial."""
     write_study_grid(tmp_path, {("adamw", "digits"): [10.0, 12.0, None]}, ruleset="external")
@@ -66,6 +77,9 @@ def test_comparison_sweeps_every_submission_with_defaults_on_the_embedded_worklo
     cfg = compose_with_hydra(["experiment=comparison"])
     params = cfg.hydra.sweeper.params
     assert cfg.ruleset.name == "fixed" and not cfg.ruleset.tune  # defaults, no tuning
-    assert params.submission == "glob(*)"
+    glob = OverridesParser.create().parse_override(f"submission={params.submission}").value()
+    options = sorted(path.stem for path in (CONF / "submission").glob("*.yaml"))
+    # every submission, a new YAML included, but the AlgoPerf-file runner (it needs a file)
+    assert glob.filter(options) == [name for name in options if name != "algoperf"]
     assert sorted(params.workload.split(",")) == sorted(EMBEDDED_WORKLOADS)
     assert params.study.split(",") == ["0", "1", "2"]

@@ -20,7 +20,7 @@ from matplotlib.text import Text
 
 from harness.report import cli as report
 from harness.report import figure_data as plan
-from harness.report import figures, load, scoring
+from harness.report import figures, grouping, load, scoring
 from tests.helpers import ROOT
 from tests.synthetic_results import write_study_grid
 
@@ -40,7 +40,7 @@ def figure_data(
 ) -> figures.FigureData:
     write_study_grid(folder, times, ruleset="self", budget=budget)
     loaded = load.load(folder, use_cache=False)
-    (group,) = report.build_groups(loaded.runs, scoring.Settings(n_resamples=20))
+    (group,) = grouping.build_groups(loaded.runs, scoring.Settings(n_resamples=20))
     budgets = group.runs.groupby("workload")["budget_sec"].max().to_dict()
     return figures.FigureData(
         group.board,

@@ -18,7 +18,7 @@ import pytest
 
 from harness import results
 from harness.report import cli as report
-from harness.report import figures, load, scoring
+from harness.report import figures, grouping, load, scoring
 from tests.helpers import ROOT, SMOKE, run_in_process
 from tests.synthetic_results import GRID_TIMES, write_run, write_study_grid
 
@@ -185,7 +185,7 @@ def test_figures_stay_readable_with_every_shipped_submission(tmp_path, capsys):
 
 def test_one_look_per_submission_in_every_figure(grid):
     loaded = load.load(grid, use_cache=False)
-    (group,) = report.build_groups(loaded.runs, scoring.Settings(n_resamples=20))
+    (group,) = grouping.build_groups(loaded.runs, scoring.Settings(n_resamples=20))
     looks = figures.submission_looks(["sgd_nesterov", "lion", "adamw", "lion"])
     assert looks == figures.submission_looks(["adamw", "lion", "sgd_nesterov"])
     data = figures.FigureData(
@@ -365,7 +365,7 @@ def test_layout_check_finds_overlapping_and_clipped_labels():
 
 def _figure_data(grid: Path) -> tuple[figures.FigureData, load.Results]:
     loaded = load.load(grid, use_cache=False)
-    (group,) = report.build_groups(loaded.runs, scoring.Settings(n_resamples=20))
+    (group,) = grouping.build_groups(loaded.runs, scoring.Settings(n_resamples=20))
     looks = figures.submission_looks(group.board.submissions)
     caption = figures.Caption("hw", "n")
     return figures.FigureData(

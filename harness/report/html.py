@@ -1,7 +1,7 @@
 """report.html: the report as one self-contained page: provenance, sortable leaderboards, the
 figures with their captions, the warnings, and every run with its status and rerun command.
 
-Formats what cli.py scored (through tables.py's formatting); never scores, never writes into a
+Formats what grouping.py scored (through tables.py's formatting); never scores, never writes into a
 run folder, and needs no network to view: CSS and JavaScript inline, figures as data: URIs.
 """
 
@@ -26,7 +26,7 @@ from harness import results
 from harness.report import load, tables
 
 if TYPE_CHECKING:
-    from harness.report.cli import Group
+    from harness.report.grouping import Group
 
 PAGE = "report.html"
 RUNS_PER_PAGE = 100  # rows of the per-run table drawn at once; the rest are a click away

@@ -2,7 +2,7 @@
 
     python -m harness.report.summary results/demo
 
-Reads record.json files only; never trains, never scores (harness/report/cli.py scores).
+Reads record.json files only; never trains, never scores (harness/report/grouping.py scores).
 """
 
 from __future__ import annotations
