@@ -227,13 +227,13 @@ def _filling_disk(tmp: Path) -> Case:
 
     def drive(args: list[str], case: Case) -> subprocess.CompletedProcess:
         run_dir = default_run_dir(tmp / "filling" / "results")
-        # The report (and its figure workers) at a lower priority than this process: on a
-        # machine busy with other tests it could otherwise finish before this loop sees the
-        # manifest, and the interrupt would come too late to test anything.
+        # SIGINT as a terminal's Ctrl-C finds it: a suite started in the background of a
+        # non-interactive shell (`make test &`) inherits SIGINT ignored, and Python then keeps
+        # ignoring it, so the report would finish as if never interrupted.
         process = subprocess.Popen(
             argv(args), cwd=tmp, env=case.env, text=True,
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
-            preexec_fn=lambda: os.nice(10),
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )  # fmt: skip
         deadline = time.monotonic() + WAIT_SECONDS
         while checkpointed_record(run_dir) is None and time.monotonic() < deadline:
@@ -333,13 +333,13 @@ def _report_interrupted(tmp: Path) -> Case:
     write_study_grid(tmp / "results", times, n_evals=200)
 
     def drive(args: list[str], case: Case) -> subprocess.CompletedProcess:
-        # The report (and its figure workers) at a lower priority than this process: on a
-        # machine busy with other tests it could otherwise finish before this loop sees the
-        # manifest, and the interrupt would come too late to test anything.
+        # SIGINT as a terminal's Ctrl-C finds it: a suite started in the background of a
+        # non-interactive shell (`make test &`) inherits SIGINT ignored, and Python then keeps
+        # ignoring it, so the report would finish as if never interrupted.
         process = subprocess.Popen(
             argv(args), cwd=tmp, env=case.env, text=True,
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
-            preexec_fn=lambda: os.nice(10),
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )  # fmt: skip
         manifest = tmp / "results" / ".report_cache" / "manifest.parquet"
         deadline = time.monotonic() + WAIT_SECONDS
