@@ -107,6 +107,17 @@ def python(args: list[str], case: Case, timeout: float = WAIT_SECONDS):
     )
 
 
+def start(args: list[str], case: Case) -> subprocess.Popen:
+    """`python ARGS` started for a row that signals it, with SIGINT's default action as a
+    terminal's Ctrl-C finds it: a suite started in the background of a non-interactive shell
+    (`make test &`) inherits SIGINT ignored, and Python keeps ignoring it."""
+    return subprocess.Popen(
+        argv(args), cwd=case.cwd, env=case.env, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )  # fmt: skip
+
+
 def with_fast(args: list[str]) -> list[str]:
     """The row's command with the short run's settings it does not set itself."""
     if args[0] != "run.py":
@@ -148,15 +159,7 @@ def signal_after_checkpoint(signum: int, folder: str = "results"):
 
     def drive(args: list[str], case: Case) -> subprocess.CompletedProcess:
         run_dir = default_run_dir(case.cwd / folder)
-        process = subprocess.Popen(
-            argv(args),
-            cwd=case.cwd,
-            env=case.env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            stdin=subprocess.DEVNULL,
-        )
+        process = start(args, case)
         deadline = time.monotonic() + WAIT_SECONDS
         while checkpointed_record(run_dir) is None and time.monotonic() < deadline:
             assert process.poll() is None, process.communicate()
@@ -227,14 +230,7 @@ def _filling_disk(tmp: Path) -> Case:
 
     def drive(args: list[str], case: Case) -> subprocess.CompletedProcess:
         run_dir = default_run_dir(tmp / "filling" / "results")
-        # SIGINT as a terminal's Ctrl-C finds it: a suite started in the background of a
-        # non-interactive shell (`make test &`) inherits SIGINT ignored, and Python then keeps
-        # ignoring it, so the report would finish as if never interrupted.
-        process = subprocess.Popen(
-            argv(args), cwd=tmp, env=case.env, text=True,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
-            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-        )  # fmt: skip
+        process = start(args, case)
         deadline = time.monotonic() + WAIT_SECONDS
         while checkpointed_record(run_dir) is None and time.monotonic() < deadline:
             assert process.poll() is None, process.communicate()
@@ -333,14 +329,7 @@ def _report_interrupted(tmp: Path) -> Case:
     write_study_grid(tmp / "results", times, n_evals=200)
 
     def drive(args: list[str], case: Case) -> subprocess.CompletedProcess:
-        # SIGINT as a terminal's Ctrl-C finds it: a suite started in the background of a
-        # non-interactive shell (`make test &`) inherits SIGINT ignored, and Python then keeps
-        # ignoring it, so the report would finish as if never interrupted.
-        process = subprocess.Popen(
-            argv(args), cwd=tmp, env=case.env, text=True,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
-            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-        )  # fmt: skip
+        process = start(args, case)
         manifest = tmp / "results" / ".report_cache" / "manifest.parquet"
         deadline = time.monotonic() + WAIT_SECONDS
         while not manifest.exists() and time.monotonic() < deadline:  # loaded: now scoring
